@@ -34,7 +34,7 @@ BUILD = build
 $(BUILD):
 	mkdir -p $(BUILD)
 
-.PHONY: all test test-cpu test-gpu test-nvcc-compile clean
+.PHONY: all tools test test-deps test-cpu test-gpu test-nvcc-compile clean
 
 all: train_gpt2 tools
 
@@ -59,7 +59,11 @@ $(BUILD)/test_gpt2: test/test_gpt2.cpp train_gpt2.cpp llmc/*.h | $(BUILD)
 
 CPU_TEST_BINS = $(BUILD)/test_entmax $(BUILD)/test_gpt2 $(BUILD)/tokenize train_gpt2
 
-test: test-cpu test-nvcc-compile
+test: test-deps test-cpu test-nvcc-compile
+
+# the tokenizer tests compare against tiktoken; install it with pip when missing
+test-deps:
+	@python3 -c "import tiktoken" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check -r dev/requirements-test.txt
 
 test-cpu: $(CPU_TEST_BINS)
 	bash test/run_cpu_tests.sh

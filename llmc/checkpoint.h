@@ -64,7 +64,7 @@ static inline void model_file_read_header(const char* path, GPT2Config* cfg, int
     *alpha = a;
     size_t bytes = HEADER_BYTES + gpt2_num_parameters(cfg) * (h[1] == 3 ? 4 : 2);
     long actual = file_size_or_fail(path);
-    if ((size_t)actual < bytes) fail("%s is truncated (%ld bytes, the header promises %zu)", path, actual, bytes);
+    if ((size_t)actual < bytes) fail("%s is truncated or does not match its header's model shape (%ld bytes, the header promises %zu)", path, actual, bytes);
     if ((size_t)actual > bytes) fail("%s is larger than its header promises (%ld bytes, expected %zu): wrong file?", path, actual, bytes);
 }
 
@@ -97,7 +97,7 @@ static inline void model_header_fill(int h[HEADER_INTS], const GPT2Config* cfg, 
 
 // Write a checkpoint atomically. version 3: `data` holds fp32 params; version 5: `data` holds bf16 params.
 static inline void model_file_write(const char* path, const GPT2Config* cfg, int version, float alpha, const void* data) {
-    char tmp[4096];
+    char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE* f = fopen_or_fail(tmp, "wb");
     int h[HEADER_INTS];

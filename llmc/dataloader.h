@@ -94,7 +94,10 @@ static inline void dataloader_init(DataLoader* dl, const char* pattern, const ch
     memset(dl, 0, sizeof(*dl));
     dl->nproc = nproc; dl->rank = rank; dl->B = B; dl->T = T; dl->shuffle = shuffle; dl->vocab_size = vocab_size;
     int g = glob(pattern, 0, NULL, &dl->glob_result);
-    if (g != 0 || dl->glob_result.gl_pathc == 0) fail("no %s files match '%s'", what, pattern);
+    if (g != 0 || dl->glob_result.gl_pathc == 0) {
+        if (strpbrk(pattern, "*?[") == NULL) fail("%s file %s does not exist", what, pattern);
+        fail("no %s files match '%s'", what, pattern);
+    }
     dl->num_shards = (int)dl->glob_result.gl_pathc;
     size_t need = (size_t)nproc * B * T + 1;
     for (int i = 0; i < dl->num_shards; i++) {
