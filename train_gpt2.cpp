@@ -102,29 +102,31 @@ void layernorm_backward(float* dinp, float* dw, float* dbias, const float* dout,
     }
 }
 
-// out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC). Rows are processed 8 at a time so that each weight
-// row is loaded once per 8 outputs; every output is one sequential dot product (deterministic).
+// out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC). Each output is one dot product; `omp simd` lets the
+// compiler vectorise it (a fixed summation order for a given build: results are deterministic). Outputs are
+// computed in blocks of 64 weight rows so that the block stays in cache while every input row streams past.
+static inline float dot(const float* a, const float* b, int n) {
+    float s = 0.0f;
+    #pragma omp simd reduction(+:s)
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+// y[0..n) += g * x[0..n)
+static inline void axpy(float* y, float g, const float* x, int n) {
+    #pragma omp simd
+    for (int i = 0; i < n; i++) y[i] += g * x[i];
+}
+
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC) {
-    const int R = 8;
-    int N_tiled = N - N % R;
-    #pragma omp parallel for
-    for (int n0 = 0; n0 < N_tiled; n0 += R) {
-        for (int o = 0; o < OC; o++) {
-            float acc[R];
-            for (int r = 0; r < R; r++) acc[r] = bias ? bias[o] : 0.0f;
-            const float* wrow = weight + (size_t)o * C;
-            for (int i = 0; i < C; i++) {
-                float wi = wrow[i];
-                for (int r = 0; r < R; r++) acc[r] += inp[(size_t)(n0 + r) * C + i] * wi;
-            }
-            for (int r = 0; r < R; r++) out[(size_t)(n0 + r) * OC + o] = acc[r];
-        }
-    }
-    for (int n = N_tiled; n < N; n++) {
-        for (int o = 0; o < OC; o++) {
-            float acc = bias ? bias[o] : 0.0f;
-            for (int i = 0; i < C; i++) acc += inp[(size_t)n * C + i] * weight[(size_t)o * C + i];
-            out[(size_t)n * OC + o] = acc;
+    const int OB = 64;
+    #pragma omp parallel for schedule(static)
+    for (int o0 = 0; o0 < OC; o0 += OB) {
+        int o1 = o0 + OB < OC ? o0 + OB : OC;
+        for (int n = 0; n < N; n++) {
+            const float* x = inp + (size_t)n * C;
+            float* y = out + (size_t)n * OC;
+            for (int o = o0; o < o1; o++) y[o] = (bias ? bias[o] : 0.0f) + dot(x, weight + (size_t)o * C, C);
         }
     }
 }
@@ -132,25 +134,25 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 // dinp += dout @ weight;  dweight += dout^T @ inp;  dbias += sum over rows of dout
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
                      int N, int C, int OC) {
-    #pragma omp parallel for
-    for (int n = 0; n < N; n++) {
-        const float* d = dout + (size_t)n * OC;
-        float* dx = dinp + (size_t)n * C;
+    // dinp: rows in blocks of 8, so that each weight row is read once per block
+    const int R = 8;
+    #pragma omp parallel for schedule(static)
+    for (int n0 = 0; n0 < N; n0 += R) {
+        int n1 = n0 + R < N ? n0 + R : N;
         for (int o = 0; o < OC; o++) {
-            float g = d[o];
             const float* wrow = weight + (size_t)o * C;
-            for (int i = 0; i < C; i++) dx[i] += g * wrow[i];
+            for (int n = n0; n < n1; n++) axpy(dinp + (size_t)n * C, dout[(size_t)n * OC + o], wrow, C);
         }
     }
-    #pragma omp parallel for
+    // dweight and dbias: each output row o is owned by one thread and summed over n in order
+    #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++) {
         float* dwrow = dweight + (size_t)o * C;
         float db = 0.0f;
         for (int n = 0; n < N; n++) {
             float g = dout[(size_t)n * OC + o];
-            const float* x = inp + (size_t)n * C;
             db += g;
-            for (int i = 0; i < C; i++) dwrow[i] += g * x[i];
+            axpy(dwrow, g, inp + (size_t)n * C, C);
         }
         if (dbias) dbias[o] += db;
     }
