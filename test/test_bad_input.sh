@@ -24,35 +24,35 @@ expect_error() {
     fi
 }
 
-# fixtures
-python3 - "$out" "$TS" <<'PY'
-import struct, sys, os
-out, ts = sys.argv[1], sys.argv[2]
-data = open(ts, 'rb').read()
-hdr = list(struct.unpack('256i', data[:1024]))
-def write(name, header, body):
-    open(os.path.join(out, name), 'wb').write(struct.pack('256i', *header) + body)
-bad = hdr[:]; bad[0] = 12345;            write('badmagic.bin', bad, data[1024:])
-bad = hdr[:]; bad[1] = 7;                write('badversion.bin', bad, data[1024:])
-write('truncated.bin', hdr, data[1024:-100])
-short = hdr[:]; short[2] = 100;          write('short.bin', short, data[1024:1024 + 200])
-big = hdr[:];                            write('badtoken.bin', big, b'\xff\xff' * hdr[2])
-open(os.path.join(out, 'tiny.bin'), 'wb').write(b'\x00' * 10)
-PY
-./train_gpt2 -e d2 -x 0 -v 0 -s 0 -n 1 -o "$out/ck" > /dev/null 2>&1   # a valid d2 checkpoint at step 0
+# fixtures: corrupted copies of a valid shard and of a valid d2 checkpoint (step 0)
+./train_gpt2 -e d2 -x 0 -v 0 -s 0 -n 1 -o "$out/ck" > /dev/null 2>&1
 CK="$out/ck/model_00000000.bin"
-python3 - "$out" "$CK" <<'PY'
+python3 - "$out" "$TS" "$CK" <<'PY'
 import struct, sys, os
-out, ck = sys.argv[1], sys.argv[2]
-data = open(ck, 'rb').read()
-hdr = list(struct.unpack('256i', data[:1024]))
+out, shard, ck = sys.argv[1:4]
+def load(path):
+    data = open(path, 'rb').read()
+    return list(struct.unpack('256i', data[:1024])), data[1024:]
 def write(name, header, body):
     open(os.path.join(out, name), 'wb').write(struct.pack('256i', *header) + body)
-bad = hdr[:]; bad[0] = 1;                write('ck_badmagic.bin', bad, data[1024:])
-bad = hdr[:]; bad[1] = 2;                write('ck_v2.bin', bad, data[1024:])
-write('ck_truncated.bin', hdr, data[1024:len(data)//2])
-bad = hdr[:]; bad[4] = 3;                write('ck_wrongshape.bin', bad, data[1024:])     # says 3 layers, holds 2
-bad = hdr[:]; bad[8] = struct.unpack('i', struct.pack('f', 3.0))[0]; write('ck_badalpha.bin', bad, data[1024:])
+def variant(name, header, body, **slots):
+    h = header[:]
+    for k, v in slots.items():
+        h[int(k[1:])] = v
+    write(name, h, body)
+h, body = load(shard)
+variant('badmagic.bin', h, body, h0=12345)
+variant('badversion.bin', h, body, h1=7)
+write('truncated.bin', h, body[:-100])
+variant('short.bin', h, body[:200], h2=100)
+write('badtoken.bin', h, b'\xff\xff' * h[2])
+open(os.path.join(out, 'tiny.bin'), 'wb').write(b'\x00' * 10)
+h, body = load(ck)
+variant('ck_badmagic.bin', h, body, h0=1)
+variant('ck_v2.bin', h, body, h1=2)
+write('ck_truncated.bin', h, body[:len(body) // 2])
+variant('ck_wrongshape.bin', h, body, h4=3)   # says 3 layers, holds 2
+variant('ck_badalpha.bin', h, body, h8=struct.unpack('i', struct.pack('f', 3.0))[0])
 PY
 
 expect_error "missing train file"          -e d2 -i "$out/nope.bin" -j $TS -o "$out/o"
