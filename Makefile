@@ -41,6 +41,13 @@ all: train_gpt2 tools
 train_gpt2: train_gpt2.cpp llmc/*.h
 	$(CXX) $(CXXFLAGS) $< -o $@ $(LDLIBS)
 
+train_gpt2cu: train_gpt2.cu llmc/*.h llmc/*.cuh
+ifeq ($(NVCC),)
+	@echo "error: nvcc not found: install the CUDA toolkit (12.x or 13.x) or put its bin/ on PATH" >&2; exit 1
+else
+	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LDLIBS) -ldl -o $@
+endif
+
 # ---- tools -------------------------------------------------------------------------------------------------------
 tools: $(BUILD)/tokenize $(BUILD)/entmax_iterations
 
@@ -75,6 +82,14 @@ ifeq ($(NVCC),)
 else
 	bash test/nvcc_compile_all.sh "$(NVCC)" "$(GPU_COMPUTE_CAPABILITY)"
 endif
+
+# ---- GPU tests (need a GPU) ---------------------------------------------------------------------------------------
+TK_NVCC = $(NVCC)
+TK_ARCH = $(NVCC_ARCH)
+include dev/cuda/trainer_kernels.mk
+
+test-gpu: train_gpt2 train_gpt2cu trainer-kernel-tests
+	bash test/run_gpu_tests.sh
 
 clean:
 	rm -rf $(BUILD) train_gpt2 train_gpt2cu
