@@ -17,6 +17,8 @@
  Halley-bisection (AdaSplash Alg. 1): evaluate the three sums at tau; shrink the bracket with the sign of f;
  take the Halley candidate tau - 2 f f' / (2 f'^2 - f f''); keep it if it lies inside the bracket (+-eps),
  else bisect. alpha = 1.5: p = x^2, u = x, f'' = 2 |support|. alpha = 2: f'' = 0 and Halley is Newton.
+ One change to Alg. 1 (see entmax_tau_step): from the left, where Halley's step would exceed twice Newton's,
+ we take Newton's. It only triggers for alpha > 1.5 and shortens the tail of the iteration count there.
 
  Backward (Jacobian of p wrt the unscaled scores s; the (alpha-1) factors cancel):
    u_j = p_j^(2-alpha) = x_j^(a-1) on the support (softmax: u = p)
@@ -108,18 +110,25 @@ ENTMAX_HD EntmaxSums entmax_sums_zero() {
 // that lands within 2^-20 of tau then cannot freeze the iteration with an infinite f''.
 #define ENTMAX_X2_FLOOR 9.5367431640625e-07f /* 2^-20 */
 
-ENTMAX_HD void entmax_sums_add(int kind, float a, float x, EntmaxSums* s) {
-    if (!(x > 0.0f)) return;
+// the three terms of one element with x > 0: x^a, x^(a-1), x^(a-2) (the last one floored, see above)
+ENTMAX_HD void entmax_terms(int kind, float a, float x, float* t0, float* t1, float* t2) {
     if (kind == ENTMAX_15) {
-        s->s0 += x * x; s->s1 += x; s->s2 += 1.0f;
+        *t0 = x * x; *t1 = x; *t2 = 1.0f;
     } else if (kind == ENTMAX_SPARSEMAX) {
-        s->s0 += x; s->s1 += 1.0f; // a(a-1) = 0: f'' vanishes
+        *t0 = x; *t1 = 1.0f; *t2 = 0.0f; // a(a-1) = 0: f'' vanishes
     } else {
         float u = entmax_pow(x, a - 1.0f);
-        s->s0 += u * x;
-        s->s1 += u;
-        s->s2 += a >= 2.0f ? u / x : entmax_pow(fmaxf(x, ENTMAX_X2_FLOOR), a - 2.0f);
+        *t0 = u * x;
+        *t1 = u;
+        *t2 = a >= 2.0f ? u / x : entmax_pow(fmaxf(x, ENTMAX_X2_FLOOR), a - 2.0f);
     }
+}
+
+ENTMAX_HD void entmax_sums_add(int kind, float a, float x, EntmaxSums* s) {
+    if (!(x > 0.0f)) return;
+    float t0, t1, t2;
+    entmax_terms(kind, a, x, &t0, &t1, &t2);
+    s->s0 += t0; s->s1 += t1; s->s2 += t2;
 }
 
 ENTMAX_HD void entmax_sums_merge(EntmaxSums* into, EntmaxSums from) {
@@ -156,7 +165,13 @@ ENTMAX_HD void entmax_tau_step(int kind, float a, EntmaxTau* t, EntmaxSums s) {
     else return; // exact root
     float fp = -a * s.s1;
     float fpp = kind == ENTMAX_SPARSEMAX ? 0.0f : a * (a - 1.0f) * s.s2;
-    float cand = t->tau - 2.0f * f * fp / (2.0f * fp * fp - f * fpp);
+    // Halley's step is Newton's times 1/(1 - f f''/(2 f'^2)), which blows up from the left (f > 0) as
+    // f f'' -> 2 f'^2. For alpha > 1.5 one entry just inside the support makes f'' huge (x^(a-2), a < 2) although
+    // it leaves the support after a tiny step; the candidate then overshoots far to the right, or flips sign and
+    // falls back to bisection (measured: up to 3 wasted updates at alpha = 1.9). So where the factor would exceed 2
+    // we take the Newton step: f is convex, so Newton from the left never passes the root. (Not in AdaSplash.)
+    float cand = f > 0.0f && f * fpp > fp * fp ? t->tau - f / fp
+                                               : t->tau - 2.0f * f * fp / (2.0f * fp * fp - f * fpp);
     // NaN/inf candidates fail both comparisons and fall back to bisection
     if (cand > t->lo - ENTMAX_BRACKET_EPS && cand < t->hi + ENTMAX_BRACKET_EPS) t->tau = cand;
     else t->tau = 0.5f * (t->lo + t->hi);
@@ -164,6 +179,29 @@ ENTMAX_HD void entmax_tau_step(int kind, float a, EntmaxTau* t, EntmaxSums s) {
 
 // ----------------------------------------------------------------------------------------------------------
 // whole rows (the CPU reference and simple kernels). Scores s are unscaled by (alpha-1), -INFINITY = masked.
+
+// Row accumulator. A plain sequential float sum of n terms has up to ~n * 2^-24 relative rounding (measured
+// |sum p - 1| = 5e-5 for alpha = 1.1, n = 65536 N(0,1) scores), more than the accuracy we solve tau to. So the
+// row functions accumulate in double on the host (cheap there, and immune to -ffast-math, which would delete a
+// Kahan compensation) and with a Kahan-compensated float sum on the device (nvcc never reassociates float adds,
+// not even with -use_fast_math). Both are accurate to ~1e-7 for any n. Local use only: the layout differs
+// between the host and the device compilation passes, so never pass an EntmaxAcc between them.
+#ifdef __CUDA_ARCH__
+typedef struct { float sum; float c; } EntmaxAcc;
+ENTMAX_HD EntmaxAcc entmax_acc_zero() { EntmaxAcc k; k.sum = 0.0f; k.c = 0.0f; return k; }
+ENTMAX_HD void entmax_acc_add(EntmaxAcc* k, float v) {
+    float y = v - k->c;
+    float t = k->sum + y;
+    k->c = (t - k->sum) - y;
+    k->sum = t;
+}
+ENTMAX_HD float entmax_acc_get(EntmaxAcc k) { return k.sum; }
+#else
+typedef struct { double sum; } EntmaxAcc;
+ENTMAX_HD EntmaxAcc entmax_acc_zero() { EntmaxAcc k; k.sum = 0.0; return k; }
+ENTMAX_HD void entmax_acc_add(EntmaxAcc* k, float v) { k->sum += (double)v; }
+ENTMAX_HD float entmax_acc_get(EntmaxAcc k) { return (float)k.sum; }
+#endif
 
 // the row maximum and the number of unmasked entries
 ENTMAX_HD float entmax_row_max(const float* s, int n, int* n_valid) {
@@ -176,27 +214,72 @@ ENTMAX_HD float entmax_row_max(const float* s, int n, int* n_valid) {
     return m;
 }
 
+// x = am1 * (s_j - s_max) - tau for one row entry, and the factor that corrects x^a for the fp32 rounding of x.
+// Why: for alpha near 1, a = 1/(alpha-1) is large and p = x^a turns the 2^-24 relative rounding of x (|x| ~ 1)
+// into a * 2^-24 relative error on p: up to 1.5e-5 absolute at alpha = 1.001. The rounding error is recovered
+// exactly with one fma (tau + x is exact by Sterbenz when x >= |tau|/2, the only entries that matter when a is
+// large), and x^a is multiplied by 1 + a * x_lo / x (first order; |a x_lo / x| <= a * 6e-8). Kind GENERAL
+// only (alpha = 1.5 and 2 have a <= 2, where it would change nothing). *corr = 1 otherwise.
+ENTMAX_HD float entmax_row_x(const Entmax* e, float s_j, float s_max, float tau, float* corr) {
+    float d = s_j - s_max;
+    float x = e->am1 * d - tau;
+    *corr = 1.0f;
+    if (e->kind == ENTMAX_GENERAL && x >= -0.5f * tau) {
+        float x_lo = fmaf(e->am1, d, -(tau + x)); // exact (am1 d - tau) - x, to fp32 relative precision
+        *corr = 1.0f + e->a * (x_lo / x);
+    }
+    return x;
+}
+
+// the three sums at tau over a whole row, accumulated with EntmaxAcc (the fp32 terms of entmax_terms; the
+// first one, p itself, with the correction of entmax_row_x so that it is the very p that entmax_row_forward outputs)
 ENTMAX_HD EntmaxSums entmax_row_sums(const Entmax* e, const float* s, int n, float s_max, float tau) {
-    EntmaxSums sums = entmax_sums_zero();
-    for (int j = 0; j < n; j++) entmax_sums_add(e->kind, e->a, e->am1 * (s[j] - s_max) - tau, &sums);
+    EntmaxAcc a0 = entmax_acc_zero(), a1 = entmax_acc_zero(), a2 = entmax_acc_zero();
+    for (int j = 0; j < n; j++) {
+        float corr;
+        float x = entmax_row_x(e, s[j], s_max, tau, &corr);
+        if (!(x > 0.0f)) continue;
+        float t0, t1, t2;
+        entmax_terms(e->kind, e->a, x, &t0, &t1, &t2);
+        entmax_acc_add(&a0, t0 * corr); entmax_acc_add(&a1, t1); entmax_acc_add(&a2, t2);
+    }
+    EntmaxSums sums;
+    sums.s0 = entmax_acc_get(a0); sums.s1 = entmax_acc_get(a1); sums.s2 = entmax_acc_get(a2);
     return sums;
 }
 
+// the tolerance form stops once the bracket is this narrow relative to |tau| (2 float ulps)
+#define ENTMAX_TAU_RES 2.4e-7f
+
 // Solve for tau (in the shifted z-space, so tau in [-1, 0)).
 // Fixed-iteration form (what the kernels do): tol <= 0, exactly `max_iter` updates.
-// Tolerance form: stop as soon as |sum p - 1| <= tol or the bracket has shrunk to float resolution, at most
-// max_iter updates. *iters (may be NULL) receives the number of updates made.
+// Tolerance form (tol > 0): at most max_iter updates; stop as soon as
+//   |sum p - 1| <= tol, or
+//   an update leaves tau unchanged (a fixed point: every later update would see the very same sums), or
+//   an update returns to the tau evaluated just before (a 2-cycle between two neighbouring floats whose f have
+//   opposite signs: the root is between them, to fp32 resolution), or
+//   the bracket has shrunk to ENTMAX_TAU_RES * |tau| (tau is then within 2 ulps of the root of the fp32 f).
+// Why not |f| <= tol alone: f moves by |f'| * ulp(tau) ~ a * 6e-8 per float step of tau (a = 1/(alpha-1)), so
+// for alpha = 1.01 no float tau has |f| <= 1e-7 at all, and Halley (which approaches from one side, leaving
+// the far end of the bracket where it started) used to spin to the 100-iteration cap. Rows whose entries are
+// all equal (f is then n times one rounded term, so its rounding does not average out) made it cycle between
+// two floats 3 ulps apart, also to the cap. The extra rules stop it as soon as tau is as good as fp32 allows:
+// at most ~10 updates, mean 1.5-3, on n <= 8192, score scales 1e-3..1e3, 1 < alpha <= 2 (test/test_entmax.cpp).
+// *iters (may be NULL) receives the number of updates made.
 ENTMAX_HD float entmax_row_tau(const Entmax* e, const float* s, int n, float s_max, int n_valid,
                                int max_iter, float tol, int* iters) {
     EntmaxTau t = entmax_tau_init(e->alpha, 0.0f, n_valid);
     int it = 0;
-    for (; it < max_iter; it++) {
+    float prev2 = 0.0f; // the tau evaluated before the current one (tau < 0 always, so 0 never matches)
+    while (it < max_iter) {
         EntmaxSums sums = entmax_row_sums(e, s, n, s_max, t.tau);
-        if (tol > 0.0f) {
-            float f = sums.s0 - 1.0f;
-            if (fabsf(f) <= tol || t.hi - t.lo <= 1.2e-7f * fmaxf(1.0f, fabsf(t.tau))) break;
-        }
+        if (tol > 0.0f && fabsf(sums.s0 - 1.0f) <= tol) break;
+        float prev = t.tau;
         entmax_tau_step(e->kind, e->a, &t, sums);
+        it++;
+        if (tol > 0.0f && (t.tau == prev || t.tau == prev2 ||
+                           t.hi - t.lo <= ENTMAX_TAU_RES * fmaxf(fabsf(t.lo), fabsf(t.hi)))) break;
+        prev2 = prev;
     }
     if (iters) *iters = it;
     return t.tau;
@@ -208,20 +291,32 @@ ENTMAX_HD float entmax_row_tau(const Entmax* e, const float* s, int n, float s_m
 
 // p = entmax_alpha(s) over one row. Masked entries get p = 0. A row with no unmasked entry gets all zeros.
 // Returns tau (shifted z-space; for softmax the log-sum-exp of the row, unused by callers).
+// The output is divided by its (accurately accumulated) sum, as the entmax library's entmax_bisect does with
+// ensure_sum_one. Why: tau is a float, and one float step of tau moves sum p by ~a * 6e-8, so for alpha close
+// to 1 (a = 1/(alpha-1) large) even the best float tau misses sum p = 1 by up to ~a * 3e-8 (3e-5 at
+// alpha = 1.001). That error is a common factor (1 + a dtau/x) on every p with x near its row maximum, so the
+// division removes it; for alpha >= 1.1 it changes p by ~1e-7 relative. The returned tau is the solver's.
 ENTMAX_HD float entmax_row_forward(const Entmax* e, const float* s, float* p, int n) {
     int n_valid;
     float s_max = entmax_row_max(s, n, &n_valid);
     if (n_valid == 0) { for (int j = 0; j < n; j++) p[j] = 0.0f; return 0.0f; }
+    EntmaxAcc acc = entmax_acc_zero();
+    float ret;
     if (e->kind == ENTMAX_SOFTMAX) {
-        float sum = 0.0f;
-        for (int j = 0; j < n; j++) { p[j] = s[j] > -INFINITY ? expf(s[j] - s_max) : 0.0f; sum += p[j]; }
-        float inv = 1.0f / sum;
-        for (int j = 0; j < n; j++) p[j] *= inv;
-        return s_max + logf(sum);
+        for (int j = 0; j < n; j++) { p[j] = s[j] > -INFINITY ? expf(s[j] - s_max) : 0.0f; entmax_acc_add(&acc, p[j]); }
+        ret = s_max + logf(entmax_acc_get(acc));
+    } else {
+        ret = entmax_row_tau(e, s, n, s_max, n_valid, ENTMAX_REF_MAX_ITER, ENTMAX_REF_TOL, (int*)0);
+        for (int j = 0; j < n; j++) {
+            float corr;
+            float x = entmax_row_x(e, s[j], s_max, ret, &corr);
+            p[j] = entmax_p(e->kind, e->a, x) * corr;
+            entmax_acc_add(&acc, p[j]);
+        }
     }
-    float tau = entmax_row_tau(e, s, n, s_max, n_valid, ENTMAX_REF_MAX_ITER, ENTMAX_REF_TOL, (int*)0);
-    for (int j = 0; j < n; j++) p[j] = entmax_p(e->kind, e->a, e->am1 * (s[j] - s_max) - tau);
-    return tau;
+    float inv = 1.0f / entmax_acc_get(acc); // >= 1 entry has p > 0: the max has x = -tau >= n^(1-alpha) > 0
+    for (int j = 0; j < n; j++) p[j] *= inv;
+    return ret;
 }
 
 // u = p^(2-alpha) from the probabilities themselves (softmax: u = p)
@@ -235,13 +330,14 @@ ENTMAX_HD float entmax_u_from_p(const Entmax* e, float p) {
 
 // ds = u * (dp - sum(u dp)/sum(u)); ds is overwritten (accumulate = 0) or added to (accumulate = 1)
 ENTMAX_HD void entmax_row_backward(const Entmax* e, const float* p, const float* dp, float* ds, int n, int accumulate) {
-    float su = 0.0f, sudp = 0.0f;
+    EntmaxAcc su = entmax_acc_zero(), sudp = entmax_acc_zero();
     for (int j = 0; j < n; j++) {
         float u = entmax_u_from_p(e, p[j]);
-        su += u;
-        sudp += u * dp[j];
+        entmax_acc_add(&su, u);
+        entmax_acc_add(&sudp, u * dp[j]);
     }
-    float delta = su > 0.0f ? sudp / su : 0.0f;
+    float su_f = entmax_acc_get(su);
+    float delta = su_f > 0.0f ? entmax_acc_get(sudp) / su_f : 0.0f;
     for (int j = 0; j < n; j++) {
         float g = entmax_u_from_p(e, p[j]) * (dp[j] - delta);
         ds[j] = accumulate ? ds[j] + g : g;

@@ -8,25 +8,38 @@
  The seed is printed first; `--seed N` reproduces a run. Every check group prints one line; the last line is
  "N passed, M failed" (one count per assertion on one row) and the exit code is 1 if anything failed.
 
+ Groups: entmax_alpha_is_valid/entmax_make; elementwise pieces vs x^a in double; the reference's two solvers
+ against each other (sorted closed forms vs bisection); one group per alpha in {1, 1.01, 1.1, 1.25, 1.5, 1.75, 2}
+ over lengths {1, 2, 3, 7, 64, 65, 1000, 4097, 8192} plus random lengths <= 8192, score scales 1e-3..1e3, and
+ rows that are gaussian / heavily tied / all equal / duplicated max / randomly masked / single unmasked / max
+ near-tied by a few ulps / causal prefix; corners (alpha 1.001, 1.01, 1.99, 1.999 at scales up to 3e3); the
+ fixed-iteration form the kernels use.
+
  Bounds (fp32 outputs, double reference):
-   forward     |sum p - 1| <= 1e-5, max |p - p*| <= 1e-5, p >= 0, no NaN/inf, masked entries exactly 0
-   backward    ds = J^T dp of entmax_row_backward(p from entmax_row_forward):
+   forward     |sum p - 1| <= 1e-5, max |p - p*| <= 1e-5, p >= 0, no NaN/inf, masked entries exactly 0; an
+               all-masked row gives p = 0 and ds = 0; the tolerance form of entmax_row_tau stops within 25
+               updates (it used to hit its cap of 100).
+   backward    ds = J^T dp of entmax_row_backward(p from entmax_row_forward), dp ~ N(0,1):
                (a) vs the same formula in double on the same fp32 p: <= 1e-5 max|ds| + 1e-6 max(u) max|dp|
                (b) vs the exact analytic ds*: <= 1e-4 max|ds*| + 1e-6 max(u*) max|dp| + B_j
                (c) vs central finite differences of sum(dp * p(s)) of the double reference, Richardson-
-                   extrapolated: the bound of (b) + the FD error estimate |D(h) - D(h/2)|
-               (d) the double analytic formula itself vs (c): <= 1e-6 max|ds*| + FD error estimate
+                   extrapolated from steps h and h/2 (h = 1e-5 |tau| in z units): the bound of (b) + the FD error
+                   estimate |D(h) - D(h/2)| + the rounding noise of the double objective divided by h. A
+                   coordinate whose D(h) and D(h/2) disagree by more than 1e-3 max|ds*| has a support change
+                   inside [-h, h] (a kink) and is skipped (the count is printed).
+               (d) the double analytic formula itself vs (c): <= 1e-6 max|ds*| + the same FD error terms.
+               The 1e-4 (resp. 1e-5) relative part covers fp32 rounding of u, of the products u dp and of delta
+               (two sums of up to 8192 terms); the 1e-6 max(u) max|dp| part covers rows whose ds is ~0.
                B_j is the first-order effect of fp32 resolution in x = z - tau (eps_j = 2^-22 (|z_j| + |tau|)
-               + 2 |tau_fp32 - tau*|) on u = [x]_+^(a-1), times 1.5 for second-order terms (several tied entries
-               at the boundary): zero in practice except within ~1e-7 of the support
-               boundary, where u is discontinuous (alpha = 2) or non-Lipschitz (alpha > 1.5), so ds there is
-               only defined up to that resolution. The 1e-4 (resp. 1e-5) relative part covers fp32 rounding
-               of u, of the products u dp and of delta (two sums of up to 8192 terms).
+               + 2 |tau_fp32 - tau*|) on u = [x]_+^(a-1), times 1.5 for second-order terms (several tied
+               entries at the boundary). It is zero in practice except within ~1e-7 of the support boundary,
+               where u is discontinuous (alpha = 2) or non-Lipschitz (alpha > 1.5), so that ds there is only
+               defined up to that resolution.
    fixed K     entmax_tau_init + K entmax_tau_step with kernel-style sums (64 strided fp32 partial sums, then
                merged), p = entmax_p(x) with no renormalization: max |p - p*| <= 1e-5 on N(0,1) rows of
                length 1k..16k, with K = recommended_k(alpha) below, what we recommend for kernels: the smallest
-               K that met 1e-5 on every one of 25,000 such rows at alpha 1.25, 1.5, 1.75, 2
-               (doc/entmax-iterations.md).
+               K that met 1e-5 on every one of 20,000 such rows (doc/entmax-iterations.md).
+ Runtime: ~2 s at -O2 on one core.
 */
 #include "llmc/entmax.h"
 #include "test/entmax_exact.h"
@@ -38,6 +51,7 @@
 #include <stdint.h>
 #include <time.h>
 #include <float.h>
+#include <cmath>
 #include <string>
 #include <vector>
 #include <algorithm>
@@ -127,7 +141,8 @@ static std::vector<float> make_row(Rng& r, int kind, int n, double scale) {
         if (n > 1) {
             int other = (amax + 1 + r.range(0, n - 2)) % n;
             float v = s[amax];
-            for (int i = 0; i < r.range(1, 4); i++) v = nextafterf(v, -INFINITY);
+            int ulps = r.range(1, 4);
+            for (int i = 0; i < ulps; i++) v = nextafterf(v, -INFINITY);
             s[other] = v;
         }
         break;
@@ -314,7 +329,7 @@ static void run_row(Rng& r, float alpha, const std::vector<float>& s, const char
         double dpdtau = e.kind == ENTMAX_SOFTMAX ? ex.p[j] : ex.a * weight_of_x(alpha_d, ex.a, ex.z[j] - ex.tau);
         g_noise += fabs(dpd[j]) * (ex.p[j] + (fabs(ex.tau) + 1.0) * dpdtau);
     }
-    g_noise *= 8.0 * DBL_EPSILON;
+    g_noise *= 32.0 * DBL_EPSILON; // generous: the measured FD deviations reach ~1/4 of this
     for (int k : coords) {
         double v0 = sd[k], d[2];
         for (int i = 0; i < 2; i++) {
@@ -487,10 +502,10 @@ static void test_corners(Rng& r) {
 }
 
 // K updates recommended for fixed-iteration kernels (bracket init + K Halley-bisection steps), per alpha.
-// Measured on 10,000-25,000 N(0,1) rows per alpha, n 1k..16k, 64-way fp32 partial sums: the largest K any row
-// needed for max|p - p*| <= 1e-5 was 3 for alpha <= 1.4; 4 at 1.5 (K = 3 misses on ~0.1% of rows) and 1.6;
-// 6 at 1.75 and 2; 7 on ~1 row in 10^4 at 1.9-1.99 (see doc/entmax-iterations.md).
-static int recommended_k(float alpha) { return alpha <= 1.4f ? 3 : alpha <= 1.6f ? 4 : 6; }
+// Measured on 20,000 N(0,1) rows per alpha, n 1k..16k, 64-way fp32 partial sums: the largest K any row needed
+// for max|p - p*| <= 1e-5 was 3 at alpha 1.01, 1.05, 1.25, 1.3, 1.4; 4 at 1.1 (2 rows) and 1.5 (19 rows);
+// 5 at 1.6 (1 row) and 1.75; 6 at 1.9, 1.99 and 2 (see doc/entmax-iterations.md).
+static int recommended_k(float alpha) { return alpha <= 1.5f ? 4 : alpha <= 1.75f ? 5 : 6; }
 
 static void test_fixed_iterations(Rng& r, bool quick) {
     Group g;
@@ -500,7 +515,7 @@ static void test_fixed_iterations(Rng& r, bool quick) {
         Entmax e = entmax_make(al);
         int K = recommended_k(al), kmax_needed = 0;
         double worst = 0.0;
-        int rows = quick ? 8 : 30;
+        int rows = quick ? 8 : 20;
         for (int i = 0; i < rows; i++) {
             int n = (int)r.log_uniform(1024, 16384.999);
             std::vector<float> s = make_row(r, ROW_GAUSS, n, 1.0);

@@ -1,0 +1,178 @@
+/*
+ entmax_iterations.cpp: how many passes over a row the threshold solvers need, on the CPU.
+
+   build: g++ -O2 -std=c++17 -Wall -Wextra -I. dev/entmax_iterations.cpp -o build/entmax_iterations -lm
+   run:   ./build/entmax_iterations [--rows 100] [--seed 1234] [--tol 1e-6] [--n 1024,8192,65536]
+                                    [--alpha 1.25,1.5,2] [--max-iter 60] [--halley-only]
+
+ For every (n, alpha) cell: `rows` fresh rows of n N(0,1) fp32 scores (fixed seed), the exact p* from the float64
+ reference (test/entmax_exact.h: sort-based for alpha 1.5 and 2, float64 bisection otherwise), then the number
+ of iterations until max_j |p_j - p*_j| <= tol for
+   (a) Halley-bisection: entmax_tau_init + entmax_tau_step from llmc/entmax.h, i.e. what the kernels run.
+       After k iterations p = [z - tau_k]_+^a with the tau of the k-th update (no extra evaluation, no
+       renormalization): exactly the output of a kernel run with k iterations.
+   (b) plain bisection on the same bracket, as the entmax library's entmax_bisect does: halve the step, probe
+       tau_m = lo + step, move lo to tau_m when f(tau_m) >= 0; the output is p at the last probe, either raw or
+       divided by its sum (entmax_bisect's default ensure_sum_one=True).
+ One iteration = one pass over the row (one evaluation of the sums / of f) for every method. All solver
+ arithmetic is fp32 with kernel-style sums: 128 strided fp32 partial sums (one per "thread"), then merged.
+ 0 means the bracket midpoint is already within tol; a row that never gets there within --max-iter counts as
+ max-iter + 1 and is reported. Prints a markdown table (mean and max over the rows of each cell).
+ --halley-only skips (b): the mode for measuring the K that fixed-iteration kernels need (the max column).
+*/
+#include "llmc/entmax.h"
+#include "test/entmax_exact.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <string>
+#include <vector>
+#include <chrono>
+
+#define N_PARTIAL 128
+
+// the kernel-style fp32 sums at tau: N_PARTIAL strided partial sums, then merged
+static EntmaxSums kernel_sums(const Entmax& e, const std::vector<float>& s, float s_max, float tau) {
+    EntmaxSums part[N_PARTIAL];
+    for (int i = 0; i < N_PARTIAL; i++) part[i] = entmax_sums_zero();
+    for (size_t j = 0; j < s.size(); j++) entmax_sums_add(e.kind, e.a, e.am1 * (s[j] - s_max) - tau, &part[j % N_PARTIAL]);
+    EntmaxSums tot = entmax_sums_zero();
+    for (int i = 0; i < N_PARTIAL; i++) entmax_sums_merge(&tot, part[i]);
+    return tot;
+}
+
+// max |p(tau) - p*|, p in fp32 as a kernel computes it; `scale` multiplies p (1, or 1/sum for ensure_sum_one)
+static double max_err(const Entmax& e, const std::vector<float>& s, float s_max, float tau, float scale,
+                      const std::vector<double>& p_exact) {
+    double err = 0.0;
+    for (size_t j = 0; j < s.size(); j++) {
+        float p = entmax_p(e.kind, e.a, e.am1 * (s[j] - s_max) - tau) * scale;
+        err = std::max(err, fabs((double)p - p_exact[j]));
+    }
+    return err;
+}
+
+struct Cell { std::vector<int> halley, bisect_raw, bisect_norm; };
+
+static std::vector<double> parse_list(const char* arg) {
+    std::vector<double> v;
+    std::string s(arg);
+    size_t pos = 0;
+    while (pos <= s.size()) {
+        size_t comma = s.find(',', pos);
+        std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        char* end;
+        double d = strtod(item.c_str(), &end);
+        if (item.empty() || *end) { fprintf(stderr, "error: bad number '%s' in list '%s'\n", item.c_str(), arg); exit(1); }
+        v.push_back(d);
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return v;
+}
+
+static void summarize(const std::vector<int>& v, int cap, double* mean, int* mx, int* missed) {
+    long sum = 0;
+    *mx = 0;
+    *missed = 0;
+    for (int k : v) { sum += k; *mx = std::max(*mx, k); if (k > cap) (*missed)++; }
+    *mean = v.empty() ? 0.0 : (double)sum / (double)v.size();
+}
+
+int main(int argc, char** argv) {
+    int rows = 100, max_iter = 60;
+    unsigned long long seed = 1234;
+    double tol = 1e-6;
+    bool halley_only = false;
+    std::vector<double> ns = {1024, 8192, 65536}, alphas = {1.25, 1.5, 2.0};
+    for (int i = 1; i < argc; i++) {
+        bool has = i + 1 < argc;
+        if (!strcmp(argv[i], "--rows") && has) rows = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seed") && has) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--tol") && has) tol = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--max-iter") && has) max_iter = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--n") && has) ns = parse_list(argv[++i]);
+        else if (!strcmp(argv[i], "--alpha") && has) alphas = parse_list(argv[++i]);
+        else if (!strcmp(argv[i], "--halley-only")) halley_only = true;
+        else {
+            fprintf(stderr, "error: bad argument '%s'; usage: %s [--rows N] [--seed S] [--tol T] [--n a,b,..] "
+                    "[--alpha a,b,..] [--max-iter K] [--halley-only]\n", argv[i], argv[0]);
+            return 1;
+        }
+    }
+    if (rows < 1 || max_iter < 1 || !(tol > 0.0)) { fprintf(stderr, "error: --rows, --max-iter and --tol must be > 0\n"); return 1; }
+    for (double a : alphas)
+        if (!entmax_alpha_is_valid((float)a) || a == 1.0) { fprintf(stderr, "error: alpha %g is not in (1, 2]\n", a); return 1; }
+    for (double n : ns)
+        if (n < 1 || n > 1 << 24) { fprintf(stderr, "error: n %g is not in [1, 2^24]\n", n); return 1; }
+
+    auto t0 = std::chrono::steady_clock::now();
+    TestRng rng(seed);
+    printf("rows of N(0,1) fp32 scores, %d rows per cell, seed %llu; iterations until max|p - p*| <= %g "
+           "(mean / max over the rows)\n\n", rows, seed, tol);
+    if (halley_only) {
+        printf("| n | alpha | Halley-bisection (ours) |\n");
+        printf("|---:|---:|---:|\n");
+    } else {
+        printf("| n | alpha | Halley-bisection (ours) | bisection, raw p | bisection, p / sum p |\n");
+        printf("|---:|---:|---:|---:|---:|\n");
+    }
+    for (double nd : ns) {
+        int n = (int)nd;
+        for (double ad : alphas) {
+            float alpha = (float)ad;
+            Entmax e = entmax_make(alpha);
+            Cell c;
+            for (int r = 0; r < rows; r++) {
+                std::vector<float> s(n);
+                for (float& v : s) v = (float)rng.normal();
+                ExactRow ex = exact_entmax_f(s.data(), n, (double)alpha);
+                int n_valid;
+                float s_max = entmax_row_max(s.data(), n, &n_valid);
+
+                // (a) Halley-bisection, exactly the kernels' fixed-iteration form
+                EntmaxTau t = entmax_tau_init(alpha, 0.0f, n_valid);
+                int k = 0;
+                while (k <= max_iter && max_err(e, s, s_max, t.tau, 1.0f, ex.p) > tol) {
+                    entmax_tau_step(e.kind, e.a, &t, kernel_sums(e, s, s_max, t.tau));
+                    k++;
+                }
+                c.halley.push_back(k);
+                if (halley_only) continue;
+
+                // (b) entmax_bisect: step halves, probe lo + step, move lo when f >= 0; output p at the probe
+                EntmaxTau b = entmax_tau_init(alpha, 0.0f, n_valid);
+                float lo = b.lo, step = b.hi - b.lo;
+                int k_raw = -1, k_norm = -1;
+                for (int it = 1; it <= max_iter && (k_raw < 0 || k_norm < 0); it++) {
+                    step *= 0.5f;
+                    float tau_m = lo + step;
+                    EntmaxSums sm = kernel_sums(e, s, s_max, tau_m);
+                    if (k_raw < 0 && max_err(e, s, s_max, tau_m, 1.0f, ex.p) <= tol) k_raw = it;
+                    if (k_norm < 0 && sm.s0 > 0.0f && max_err(e, s, s_max, tau_m, 1.0f / sm.s0, ex.p) <= tol) k_norm = it;
+                    if (sm.s0 - 1.0f >= 0.0f) lo = tau_m;
+                }
+                c.bisect_raw.push_back(k_raw < 0 ? max_iter + 1 : k_raw);
+                c.bisect_norm.push_back(k_norm < 0 ? max_iter + 1 : k_norm);
+            }
+            std::string cols[3];
+            const std::vector<int>* vs[3] = {&c.halley, &c.bisect_raw, &c.bisect_norm};
+            for (int m = 0; m < (halley_only ? 1 : 3); m++) {
+                double mean;
+                int mx, missed;
+                summarize(*vs[m], max_iter, &mean, &mx, &missed);
+                char buf[96];
+                if (missed) snprintf(buf, sizeof buf, "%.2f / %d (%d rows > %d)", mean, mx, missed, max_iter);
+                else snprintf(buf, sizeof buf, "%.2f / %d", mean, mx);
+                cols[m] = buf;
+            }
+            if (halley_only) printf("| %d | %g | %s |\n", n, ad, cols[0].c_str());
+            else printf("| %d | %g | %s | %s | %s |\n", n, ad, cols[0].c_str(), cols[1].c_str(), cols[2].c_str());
+            fflush(stdout);
+        }
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    printf("\n(%.1f s)\n", secs);
+    return 0;
+}
