@@ -59,36 +59,17 @@
 #include "llmc/fused_classifier.cuh"
 #include "llmc/adamw.cuh"
 #include "llmc/global_norm.cuh"
-#ifdef ATTENTION_NAIVE
-#include "dev/cuda/trainer_attention_naive.cuh" // slow reference kernels, for debugging the trainer
-#define ATT_STATS_PER_ROW 2
-#else
-#include "llmc/attention.cuh"                   // flash alpha-entmax / softmax attention
-#define ATT_STATS_PER_ROW 1
-#endif
+#include "llmc/attention.cuh"   // flash alpha-entmax / softmax attention
 
 // ============================================================================================================
 // attention adapter: the only place that knows the attention kernels' interface.
 // qkv (B,T,3,NH,HS) packed as the qkv matmul writes it, read in place through strides; out (B,T,NH,HS);
-// saved for the backward per layer: stat (ATT_STATS_PER_ROW fp32 per (b,h,t) row), the tile mask, and for
+// saved for the backward per layer: stat (one fp32 per (b,h,t) row), the tile mask, and for
 // entmax O2 = sum u v / sum u (B,T,NH,HS); dqkv is written packed like qkv.
 // counters (eval only, may be NULL): 3 per layer, [2] += the number of nonzero entmax probabilities.
 
-static inline size_t attention_mask_words_for(int B, int T, int NH) {
-#ifdef ATTENTION_NAIVE
-    (void)B; (void)T; (void)NH;
-    return 0;
-#else
-    return attention_mask_words(B, NH, T);
-#endif
-}
-
 static void attention_forward_layer(floatX* out, floatX* o2, float* stat, uint32_t* mask, const floatX* qkv, float alpha,
                                     int B, int T, int NH, int HS, unsigned long long* counters, cudaStream_t stream) {
-#ifdef ATTENTION_NAIVE
-    (void)o2; (void)mask;
-    naive_attention_forward(out, stat, qkv, alpha, B, T, NH, HS, counters ? counters + 2 : NULL, stream);
-#else
     const long long C = (long long)NH * HS;
     AttnArgs a;
     memset(&a, 0, sizeof(a));
@@ -104,16 +85,11 @@ static void attention_forward_layer(floatX* out, floatX* o2, float* stat, uint32
     a.count_nonzero = counters != NULL;
     int err = attention_forward(&a, stream);
     if (err) fail("%s (B=%d T=%d heads=%d head size=%d alpha=%g)", attention_strerror(err), B, T, NH, HS, alpha);
-#endif
 }
 
 static void attention_backward_layer(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out, const floatX* o2,
                                      const float* stat, const uint32_t* mask, float* delta, float alpha, int B, int T, int NH,
                                      int HS, cudaStream_t stream) {
-#ifdef ATTENTION_NAIVE
-    (void)out; (void)o2; (void)mask;
-    naive_attention_backward(dqkv, dout, qkv, stat, delta, alpha, B, T, NH, HS, stream);
-#else
     const long long C = (long long)NH * HS;
     AttnArgs a;
     memset(&a, 0, sizeof(a));
@@ -131,7 +107,6 @@ static void attention_backward_layer(floatX* dqkv, const floatX* dout, const flo
     a.delta = delta;
     int err = attention_backward(&a, stream);
     if (err) fail("%s (backward, B=%d T=%d heads=%d head size=%d alpha=%g)", attention_strerror(err), B, T, NH, HS, alpha);
-#endif
 }
 
 // rows of logits materialized at once (the LM head and the loss run chunk by chunk)
@@ -151,7 +126,7 @@ typedef struct {
     floatX* qkv;         // (L,B,T,3C)
     floatX* atty;        // (L,B,T,C) attention output
     floatX* att_o2;      // (L,B,T,C) entmax only: O2 = sum u v / sum u, saved for the backward (NULL for softmax runs)
-    float* att_stats;    // (L,B,NH,T,ATT_STATS_PER_ROW) per-row threshold / log-sum-exp
+    float* att_stats;    // (L,B,NH,T) per-row threshold / log-sum-exp
     uint32_t* att_mask;  // (L, attention_mask_words) live-tile bits written by the forward, read by the backward
     floatX* residual2;   // (L,B,T,C)
     floatX* ln2;         // (L,B,T,C); one layer's worth with -r 2
@@ -222,11 +197,7 @@ static void gpt2_check_config(const GPT2Config* c) {
     int C = c->channels, NH = c->num_heads;
     if (C % 8 != 0) fail("the GPU trainer needs channels %% 8 == 0 (16-byte vectors); this model has C = %d", C);
     if (c->padded_vocab_size % 8 != 0) fail("the GPU trainer needs the padded vocab %% 8 == 0; this model has %d", c->padded_vocab_size);
-#ifdef ATTENTION_NAIVE
-    if ((C / NH) % 8 != 0) fail("the GPU trainer needs a head size that is a multiple of 8; this model has %d", C / NH);
-#else
     if (C / NH != 64 && C / NH != 128) fail("the flash attention needs a head size of 64 or 128; this model has %d", C / NH);
-#endif
 }
 
 // parameters, gradients, optimizer state; fills param views. Initial values are uploaded by the caller.
@@ -296,7 +267,7 @@ static void gpt2_alloc_activations(GPT2* model, int B, int T, int recompute, int
     const GPT2Config* c = &model->config;
     size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size, BT = (size_t)B * T;
     model->act_B = B; model->act_T = T; model->recompute = recompute;
-    model->mask_words = attention_mask_words_for(B, T, (int)NH);
+    model->mask_words = attention_mask_words(B, (int)NH, T);
     Activations* a = &model->acts;
     size_t bf = sizeof(floatX), f4 = sizeof(float);
     Carve cv[] = {
@@ -306,7 +277,7 @@ static void gpt2_alloc_activations(GPT2* model, int B, int T, int recompute, int
         {(void**)&a->qkv, L * BT * 3 * C * bf},
         {(void**)&a->atty, L * BT * C * bf},
         {(void**)&a->att_o2, entmax ? L * BT * C * bf : 0},
-        {(void**)&a->att_stats, L * BT * NH * ATT_STATS_PER_ROW * f4},
+        {(void**)&a->att_stats, L * BT * NH * f4},
         {(void**)&a->att_mask, L * model->mask_words * sizeof(uint32_t)},
         {(void**)&a->residual2, L * BT * C * bf},
         {(void**)&a->ln2, (recompute >= 2 ? 1 : L) * BT * C * bf},
@@ -394,7 +365,7 @@ static void gpt2_forward(GPT2* model, int B, int T, float alpha, unsigned long l
         floatX* qkv = LAYER(a->qkv, l, 3 * C);
         floatX* atty = LAYER(a->atty, l, C);
         floatX* o2 = a->att_o2 ? LAYER(a->att_o2, l, C) : NULL;
-        float* stats = LAYER(a->att_stats, l, NH * ATT_STATS_PER_ROW);
+        float* stats = LAYER(a->att_stats, l, NH);
         uint32_t* mask = a->att_mask ? a->att_mask + (size_t)l * model->mask_words : NULL;
         floatX* residual2 = LAYER(a->residual2, l, C);
         floatX* ln2 = r >= 2 ? a->ln2 : LAYER(a->ln2, l, C);
@@ -466,7 +437,7 @@ static void gpt2_backward(GPT2* model, int B, int T, float alpha) {
         const floatX* qkv = LAYER(a->qkv, l, 3 * C);
         const floatX* atty = LAYER(a->atty, l, C);
         const floatX* o2 = a->att_o2 ? LAYER(a->att_o2, l, C) : NULL;
-        const float* stats = LAYER(a->att_stats, l, NH * ATT_STATS_PER_ROW);
+        const float* stats = LAYER(a->att_stats, l, NH);
         const uint32_t* mask = a->att_mask ? a->att_mask + (size_t)l * model->mask_words : NULL;
         const floatX* residual2 = LAYER(a->residual2, l, C);
         floatX* ln2 = r >= 2 ? a->ln2 : LAYER(a->ln2, l, C);
