@@ -34,7 +34,7 @@ BUILD = build
 $(BUILD):
 	mkdir -p $(BUILD)
 
-.PHONY: all tools test test-deps test-cpu test-gpu test-nvcc-compile clean
+.PHONY: all tools test test-deps test-cpu test-gpu test-nvcc-compile attention-dev clean
 
 all: train_gpt2 tools
 
@@ -88,7 +88,15 @@ TK_NVCC = $(NVCC)
 TK_ARCH = $(NVCC_ARCH)
 include dev/cuda/trainer_kernels.mk
 
-test-gpu: train_gpt2 train_gpt2cu trainer-kernel-tests
+# the attention kernels through a C ABI (dev/python/entmax_attention.py loads it with ctypes)
+$(BUILD)/libentmax_attn.so: dev/python/entmax_attn_capi.cu llmc/attention.cuh llmc/entmax.h | $(BUILD)
+	$(NVCC) $(NVCC_FLAGS) -Xcompiler -fPIC -shared $< -o $@
+
+# the attention kernel playground (dev/cuda/attention_{forward,backward}.cu)
+attention-dev:
+	$(MAKE) -C dev/cuda NVCC="$(NVCC)" ARCH=sm_$(GPU_COMPUTE_CAPABILITY)
+
+test-gpu: train_gpt2 train_gpt2cu trainer-kernel-tests $(BUILD)/libentmax_attn.so attention-dev
 	bash test/run_gpu_tests.sh
 
 clean:

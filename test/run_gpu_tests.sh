@@ -16,7 +16,12 @@ run() {
     grep -E '^(ok|FAIL|RESULT)' "$LOG/$name.log" | sed 's/^/    /' | tail -n 40
 }
 run trainer_kernels   env OUT="$LOG" sh dev/cuda/run_trainer_kernels.sh
-run attention         python3 test/test_attention_gpu.py
+run attention_dev_fwd build/dev_attention_forward
+run attention_dev_bwd build/dev_attention_backward
+run attention_check   build/dev_attention_backward check
+run attention_memcheck  compute-sanitizer --tool memcheck --error-exitcode 1 build/dev_attention_backward check 1.5
+run attention_racecheck compute-sanitizer --tool racecheck --error-exitcode 1 build/dev_attention_backward check 2
+run attention_vs_torch  python3 test/test_attention_gpu.py
 run gpu_trainer       bash test/test_gpu_trainer.sh "$LOG"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

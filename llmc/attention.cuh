@@ -1,0 +1,1434 @@
+/*
+ attention.cuh: alpha-entmax flash attention ("adaptive sparse flash attention", AdaSplash, ICML 2025) for the
+ GPT-2 trainer, with softmax (alpha = 1) in the same kernel family. bf16 in/out, fp32 accumulation, tensor cores
+ (mma.sync m16n8k16 + ldmatrix + cp.async). sm_80 and newer (no sm_90a-only code).
+
+ Math (one query row i; the elementwise math lives in entmax.h, folded at compile time per EntmaxKind):
+   s_ij = q_i.k_j / sqrt(D)                    raw MMA dot acc_ij, s = acc * scale
+   z_ij = (alpha-1) s_ij                       row max m_i = max_j acc_ij
+   p_ij = [z_ij - theta_i]_+^(1/(alpha-1))     theta_i = (alpha-1)*scale*m_i + tau_i,  tau_i solved in entmax.h's
+                                               max-shifted space, tau_i in [-1, -n^(1-alpha)]
+   x_ij = z_ij - theta_i = fma(acc_ij, c, -theta_i),  c = (alpha-1)*scale   (one FMA per score everywhere)
+   O_i  = sum_j p_ij v_j / sum_j p_ij          (the sum is 1 up to the solver tolerance; we divide anyway)
+   O2_i = sum_j u_ij v_j / sum_j u_ij,  u = p^(2-alpha) = x^(a-1)   (saved instead of O for the backward)
+ Saved per row: stat_i = theta_i (fp32). Softmax: stat_i = log2(sum_j exp2(s_ij log2 e)), p = exp2(s log2e - stat).
+
+ Forward (CTAs of 128 query rows = 8 warps x 16 rows; key tiles of 64 through a 3-stage cp.async ring):
+   attn_tau_kernel   (entmax) pass 0: row max of acc over the visible keys; passes 1..n: the sums
+                     (entmax_sums_add) at the current theta, then entmax_tau_step (safeguarded Halley-bisection);
+                     a CTA stops early when every row has |f| <= 1e-6. The last pass records max_j x_ij per
+                     (warp, key tile) so that tiles with every x <= 0 at the final theta are known ("dead").
+                     Writes stat = theta and the tile mask. Under 128 registers: 2 CTAs per SM.
+   attn_fwd_kernel   output pass over the live tiles: O, O2, sum p, sum u. If some row has |sum p - 1| > 1e-3
+                     (dense rows, bad init: rare) the CTA solves tau itself (max + niter+2 passes) and redoes the
+                     output pass, so results are converged to ~1e-3 in f while the common case costs 1 + niter
+                     + 1 passes over K. Softmax (alpha = 1) is this kernel alone, one online-softmax pass.
+ Backward (FA2-style recomputation, deterministic: no float atomics):
+   dq kernel    delta_i = dO_i . O2_i (written for the next kernel); for every live key tile:
+                S = Q K^T, dP = dO V^T, dS = u (dP - delta), dQ += dS K
+   dkdv kernel  one CTA = 128 keys; for every live query tile: S^T = K Q^T, dP^T = V dO^T,
+                dV += P^T dO, dK += dS^T Q
+   dQ and dK get the factor scale = 1/sqrt(D) at the end (ds is the gradient wrt s).
+ Tile mask: 1 bit per (64-query tile, 64-key tile), written by the forward (for entmax), read by both backward
+ kernels. A tile is dead when every x_ij <= -1e-4 there, so skipping it is exact (p = u = 0).
+
+ Layout: element (b, t, h, d) of a tensor lives at ptr[b*sb + t*st + h*sh + d] (d contiguous). Packed qkv
+ (B, T, 3, H, D): q = qkv, k = qkv + H*D, v = qkv + 2*H*D, st = 3*H*D, sh = D, sb = T*st.
+ (B, H, T, D): st = D, sh = T*D, sb = H*T*D. Pointers 16-byte aligned, strides multiples of 8 elements.
+*/
+#pragma once
+
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+#include <math.h>
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include "entmax.h"
+
+// ----------------------------------------------------------------------------------------------------------
+// host-facing API types
+
+typedef struct {
+    void* ptr;                 // bf16 data; element (b,t,h,d) at ptr[b*sb + t*st + h*sh + d]
+    long long sb, st, sh;      // strides in elements
+} AttnTensor;
+
+typedef struct {
+    int B, T, H, D;            // D in {64, 128}; any B, T, H >= 1
+    float alpha;               // [1, 2]; 1 = softmax, 1.5 and 2 have specialised paths
+    int causal;                // 1 = causal (key j visible to query i iff j <= i)
+    int niter;                 // tau passes before the output pass; 0 = default for alpha (1.5: 3, else 5)
+    AttnTensor q, k, v;        // inputs (forward and backward)
+    AttnTensor o;              // forward output
+    AttnTensor o2;             // entmax: forward writes O2 if o2.ptr != NULL (training), backward reads it.
+                               // softmax: not written by the forward; the backward reads O here (delta = dO.O)
+    AttnTensor dout;           // backward: gradient of O
+    AttnTensor dq, dk, dv;     // backward outputs (may point into one packed (B,T,3,H,D) buffer)
+    float* stat;               // B*H*T fp32 per-row threshold theta (softmax: log2-sum-exp2); fwd writes, bwd reads
+    uint32_t* mask;            // optional tile mask, attention_mask_words(B,H,T) words; fwd writes, bwd reads
+    float* delta;              // backward scratch, B*H*T floats
+    unsigned long long* stats; // optional device counters (forward adds): [0] dead 64x64 tiles, [1] tiles in the
+                               // causal/full region, [2] exact nonzero count (only if count_nonzero)
+    int count_nonzero;
+} AttnArgs;
+
+enum {
+    ATTN_OK = 0,
+    ATTN_ERR_HEAD_DIM = 1,  // D not 64 or 128
+    ATTN_ERR_ALPHA = 2,     // alpha outside [1, 2] or NaN
+    ATTN_ERR_SHAPE = 3,     // B, T, H < 1 or too large for the grid
+    ATTN_ERR_ALIGN = 4,     // pointer not 16-byte aligned or stride not a multiple of 8
+    ATTN_ERR_NULL = 5,      // a required pointer is NULL
+    ATTN_ERR_CUDA = 6,      // the launch failed (cudaGetLastError)
+};
+
+static inline const char* attention_strerror(int code) {
+    switch (code) {
+    case ATTN_OK: return "ok";
+    case ATTN_ERR_HEAD_DIM: return "attention: head dim must be 64 or 128";
+    case ATTN_ERR_ALPHA: return "attention: alpha must be in [1, 2]";
+    case ATTN_ERR_SHAPE: return "attention: B, T, H must be >= 1 (and B*H < 2^31, T < 2^24)";
+    case ATTN_ERR_ALIGN: return "attention: tensors must be 16-byte aligned with strides that are multiples of 8";
+    case ATTN_ERR_NULL: return "attention: a required pointer is NULL (q, k, v, o, stat; backward: o2, dout, dq, dk, dv, delta)";
+    case ATTN_ERR_CUDA: return "attention: kernel launch failed";
+    default: return "attention: unknown error";
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// constants
+
+#define ATT_BM 128          // query rows per forward / dq CTA (8 warps x 16)
+#define ATT_BN 64           // keys per tile (forward / dq), also the mask granularity
+#define ATT_BKV 128         // keys per dkdv CTA (8 warps x 16)
+#define ATT_BQ 64           // queries per dkdv step
+#define ATT_WARPS 8
+#define ATT_THREADS 256
+#define ATT_NKT_CAP 2048    // tile tracking (skipping, mask) for T <= 2048*64 = 131072; longer runs unmasked
+#define ATT_TOL_F 1e-3f     // output pass check: |sum p - 1| above this triggers one more tau pass
+#define ATT_TOL_EXIT 1e-6f  // a tau pass with |f| <= this for every row of the CTA ends the iterations early
+#define ATT_MAX_REDO 4
+#define ATT_MARGIN 1e-4f    // a tile is dead when every x <= -ATT_MARGIN (slack for re-computation rounding)
+
+// ----------------------------------------------------------------------------------------------------------
+// small device helpers: cp.async, ldmatrix, mma
+
+typedef __nv_bfloat16 att_bf16;
+
+__device__ __forceinline__ uint32_t att_smem_addr(const void* p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+// 16-byte async copy global -> shared; zero-fills when !valid (src is then not read)
+__device__ __forceinline__ void att_cp16(void* dst, const void* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(att_smem_addr(dst)), "l"(src),
+                 "r"(valid ? 16 : 0));
+}
+// 4-byte async copy (zero-fills when !valid)
+__device__ __forceinline__ void att_cp4(void* dst, const void* src, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(att_smem_addr(dst)), "l"(src),
+                 "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void att_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void att_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void att_ldsm4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void att_ldsm4_t(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+// d (16x8 fp32) += a (16x16 bf16, row) * b (16x8 bf16, col)
+__device__ __forceinline__ void att_mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t att_pack(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); // lo -> low 16 bits (the lower column)
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Shared tiles are [rows][D] bf16, 16-byte chunks XOR-swizzled by (row & 7) so that ldmatrix (8 rows, same
+// chunk) and the cp.async fills are bank-conflict free. Offset in elements:
+template <int D>
+__device__ __forceinline__ int att_sw(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
+
+// async copy of rows [r0, r0+ROWS) of one (b,h) slice (token stride st) into a swizzled tile; rows >= rmax -> 0
+template <int ROWS, int D>
+__device__ __forceinline__ void att_load_tile(att_bf16* s, const att_bf16* g, long long st, int r0, int rmax, int tid) {
+    constexpr int CH = D / 8;
+    static_assert((ROWS * CH) % ATT_THREADS == 0, "tile size");
+#pragma unroll
+    for (int i = 0; i < ROWS * CH / ATT_THREADS; i++) {
+        int idx = tid + i * ATT_THREADS;
+        int r = idx / CH, c = idx % CH;
+        int gr = r0 + r;
+        bool ok = gr < rmax;
+        const att_bf16* src = g + (long long)(ok ? gr : 0) * st + c * 8;
+        att_cp16(s + att_sw<D>(r, c), src, ok);
+    }
+}
+
+// A fragments (16 rows x D) of a warp from a swizzled tile: rows row0..row0+15
+template <int D>
+__device__ __forceinline__ void att_load_afrag(uint32_t (&f)[D / 16][4], const att_bf16* s, int row0, int lane) {
+    int row = row0 + (lane & 15);
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++) att_ldsm4(f[ks], att_smem_addr(s + att_sw<D>(row, 2 * ks + (lane >> 4))));
+}
+
+// acc[8][4] (16 x 64) = A (16 x D, fragments) * B^T where B is a swizzled [64][D] tile (rows = the n index)
+template <int D>
+__device__ __forceinline__ void att_mma_abt(float (&acc)[8][4], const uint32_t (&a)[D / 16][4], const att_bf16* sB,
+                                            int lane) {
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++) {
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t b[4];
+            int row = np * 16 + (lane & 7) + ((lane >> 4) << 3);
+            att_ldsm4(b, att_smem_addr(sB + att_sw<D>(row, 2 * ks + ((lane >> 3) & 1))));
+            att_mma(acc[2 * np], a[ks], b[0], b[1]);
+            att_mma(acc[2 * np + 1], a[ks], b[2], b[3]);
+        }
+    }
+}
+
+// same, A fragments read from a swizzled tile on the fly (rows row0..row0+15) instead of registers
+template <int D>
+__device__ __forceinline__ void att_mma_abt_s(float (&acc)[8][4], const att_bf16* sA, int row0, const att_bf16* sB,
+                                              int lane) {
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++) {
+        uint32_t a[4];
+        att_ldsm4(a, att_smem_addr(sA + att_sw<D>(row0 + (lane & 15), 2 * ks + (lane >> 4))));
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t b[4];
+            int row = np * 16 + (lane & 7) + ((lane >> 4) << 3);
+            att_ldsm4(b, att_smem_addr(sB + att_sw<D>(row, 2 * ks + ((lane >> 3) & 1))));
+            att_mma(acc[2 * np], a, b[0], b[1]);
+            att_mma(acc[2 * np + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// acc[D/8][4] (16 x D) += A (16 x 16, fragment, k = rows kk*16.. of the tile) * tile rows kk*16..+15 ([k][D])
+template <int D>
+__device__ __forceinline__ void att_mma_av(float (&acc)[D / 8][4], const uint32_t (&a)[4], const att_bf16* sB, int kk,
+                                           int lane) {
+    int row = kk * 16 + (lane & 15);
+#pragma unroll
+    for (int dp = 0; dp < D / 16; dp++) {
+        uint32_t b[4];
+        att_ldsm4_t(b, att_smem_addr(sB + att_sw<D>(row, 2 * dp + (lane >> 4))));
+        att_mma(acc[2 * dp], a, b[0], b[1]);
+        att_mma(acc[2 * dp + 1], a, b[2], b[3]);
+    }
+}
+// two products sharing the B fragments (O += P V and O2 += U V)
+template <int D>
+__device__ __forceinline__ void att_mma_av2(float (&acc)[D / 8][4], float (&acc2)[D / 8][4], const uint32_t (&a)[4],
+                                            const uint32_t (&a2)[4], const att_bf16* sB, int kk, int lane) {
+    int row = kk * 16 + (lane & 15);
+#pragma unroll
+    for (int dp = 0; dp < D / 16; dp++) {
+        uint32_t b[4];
+        att_ldsm4_t(b, att_smem_addr(sB + att_sw<D>(row, 2 * dp + (lane >> 4))));
+        att_mma(acc[2 * dp], a, b[0], b[1]);
+        att_mma(acc[2 * dp + 1], a, b[2], b[3]);
+        att_mma(acc2[2 * dp], a2, b[0], b[1]);
+        att_mma(acc2[2 * dp + 1], a2, b[2], b[3]);
+    }
+}
+
+__device__ __forceinline__ float att_quad_sum(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    x += __shfl_xor_sync(0xffffffffu, x, 2);
+    return x;
+}
+__device__ __forceinline__ float att_quad_max(float x) {
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+    return x;
+}
+__device__ __forceinline__ float att_warp_max(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+__device__ __forceinline__ float att_warp_min(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x = fminf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+__device__ __forceinline__ float att_warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+
+// Grids are (tiles, heads): blockIdx.x = tile, so the CTAs of one head run together and its K/V stay in L2
+// (heads in flight x K/V per head would overflow L2 at long T if heads were the fast index); the head index
+// spills into blockIdx.z past 65535.
+__device__ __forceinline__ int att_bh() { return (int)(blockIdx.z * gridDim.y + blockIdx.y); }
+static inline dim3 attn_grid(int tiles, int BH) {
+    int y = BH < 65535 ? BH : 65535;
+    return dim3((unsigned)tiles, (unsigned)y, (unsigned)((BH + y - 1) / y));
+}
+
+// first index >= from (and < n) whose bit is set in bits[], else n
+__device__ __forceinline__ int att_next_bit(const uint32_t* bits, int from, int n) {
+    while (from < n) {
+        uint32_t w = bits[from >> 5] >> (from & 31);
+        if (w) {
+            int r = from + __ffs(w) - 1;
+            return r < n ? r : n;
+        }
+        from = (from | 31) + 1;
+    }
+    return n;
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// kernel parameters
+
+typedef struct {
+    const att_bf16* q; const att_bf16* k; const att_bf16* v;
+    att_bf16* o; att_bf16* o2;
+    long long q_sb, q_st, q_sh, k_sb, k_st, k_sh, v_sb, v_st, v_sh, o_sb, o_st, o_sh, o2_sb, o2_st, o2_sh;
+    float* stat;
+    uint32_t* mask;
+    unsigned long long* stats;
+    int H, T, BH, niter, count_nnz;
+    int n64, mask_words; // 64-tiles per side, mask words per 64-query row
+    int track;           // tile tracking on (entmax and n64 <= ATT_NKT_CAP)
+    int trk_words;       // words of the smem live bitmaps
+    int from_tau;        // output kernel: theta (stat) and the mask come from attn_tau_kernel
+    float alpha, a, c, sl2, scale;
+} AttnFwdParams;
+
+typedef struct {
+    const att_bf16* q; const att_bf16* k; const att_bf16* v; const att_bf16* o2; const att_bf16* dout;
+    att_bf16* dq; att_bf16* dk; att_bf16* dv;
+    long long q_sb, q_st, q_sh, k_sb, k_st, k_sh, v_sb, v_st, v_sh, o2_sb, o2_st, o2_sh, do_sb, do_st, do_sh;
+    long long dq_sb, dq_st, dq_sh, dk_sb, dk_st, dk_sh, dv_sb, dv_st, dv_sh;
+    const float* stat;
+    const uint32_t* mask; // NULL: no skipping
+    float* delta;
+    int H, T, BH, n64, mask_words;
+    float a, c, sl2, scale;
+} AttnBwdParams;
+
+// ----------------------------------------------------------------------------------------------------------
+// forward, kernel 1 (entmax only): row max and theta. One CTA = 128 query rows (8 warps x 16), K streamed in
+// 64-key tiles through a 3-stage cp.async ring with one barrier per tile (the tile two steps ahead is loaded
+// into the stage every warp has finished). Registers are kept under 128 so that two CTAs share an SM and the
+// tensor work of one overlaps the elementwise work of the other. Writes stat = theta for every row, the mask
+// rows of its two 64-query tiles and the dead-tile counters.
+
+#define ATT_STAGES 3
+
+template <int KIND, int D, bool CAUSAL>
+__global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(const AttnFwdParams p) {
+    constexpr int BM = ATT_BM, BN = ATT_BN, NW = ATT_WARPS;
+    extern __shared__ __align__(128) unsigned char att_smem[];
+    att_bf16* sQ = (att_bf16*)att_smem;
+    att_bf16* sK = sQ + BM * D;                        // [3][BN*D]
+    float* sDel = (float*)(sK + ATT_STAGES * BN * D);  // [NW]
+    float* sMw = sDel + NW;                            // [NW][n64] (if track)
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+    const int bh = att_bh();
+    if (bh >= p.BH) return;
+    const int b = bh / p.H, h = bh - b * p.H;
+    const int T = p.T;
+    const int nq = (T + BM - 1) / BM;
+    const int qt = nq - 1 - (int)blockIdx.x; // heavy (causal) tiles of a head first
+    const int q0 = qt * BM;
+    const int kend = CAUSAL ? min(T, q0 + BM) : T;
+    const int nkt = (kend + BN - 1) / BN;
+    const int r0w = q0 + warp * 16;
+    const bool wactive = r0w < T;
+    const int wlast = CAUSAL ? min(nkt - 1, (r0w + 15) / BN) : nkt - 1;
+    const bool track = p.track;
+    const float c = p.c, a = p.a;
+
+    const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
+    const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
+    // step s of the flat (pass, tile) sequence uses tile s % nkt and stage s % 3
+    att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
+    att_cp_commit();
+    att_load_tile<BN, D>(sK, gk, p.k_st, 0, T, tid);
+    att_cp_commit();
+    att_load_tile<BN, D>(sK + BN * D, gk, p.k_st, (1 % nkt) * BN, T, tid);
+    att_cp_commit();
+    att_cp_wait<2>();
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    att_load_afrag<D>(qf, sQ, warp * 16, lane);
+
+    int row[2] = {r0w + g, r0w + g + 8};
+    bool rvalid[2] = {row[0] < T, row[1] < T};
+    float mrow[2] = {-INFINITY, -INFINITY}, th[2] = {0.0f, 0.0f}, th_eval[2] = {0.0f, 0.0f};
+    EntmaxTau tt[2];
+    EntmaxSums sums[2][2]; // [row][n8 tile parity]: two independent accumulation chains per row (ILP)
+    int step = 0, it = 0;
+    bool maxpass = true, tracked = false, near = false;
+    while (true) {
+        const bool trk = !maxpass && track && (it == p.niter - 1 || near);
+        if (!maxpass) {
+#pragma unroll
+            for (int j = 0; j < 2; j++) { sums[j][0] = sums[j][1] = entmax_sums_zero(); th_eval[j] = th[j]; }
+        }
+        for (int kt = 0; kt < nkt; kt++, step++) {
+            att_cp_wait<1>();
+            __syncthreads();
+            {   // prefetch step + 2 (the tile of the next pass when this one ends; harmless if none follows)
+                int s2 = step + 2;
+                att_load_tile<BN, D>(sK + (s2 % ATT_STAGES) * BN * D, gk, p.k_st, (s2 % nkt) * BN, T, tid);
+                att_cp_commit();
+            }
+            float mx = -INFINITY;
+            if (wactive && kt <= wlast) {
+                float s[8][4];
+                att_mma_abt<D>(s, qf, sK + (step % ATT_STAGES) * BN * D, lane);
+                const int k0 = kt * BN;
+                if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            int key = k0 + nt * 8 + 2 * tq + (e & 1);
+                            if (key >= T || (CAUSAL && key > row[e >> 1])) s[nt][e] = -INFINITY;
+                        }
+                }
+                if (maxpass) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) mrow[e >> 1] = fmaxf(mrow[e >> 1], s[nt][e]);
+                } else if (trk) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            float x = fmaf(s[nt][e], c, -th[e >> 1]); // x = z - theta
+                            entmax_sums_add(KIND, a, x, &sums[e >> 1][nt & 1]);
+                            mx = fmaxf(mx, x);
+                        }
+                } else {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++)
+                            entmax_sums_add(KIND, a, fmaf(s[nt][e], c, -th[e >> 1]), &sums[e >> 1][nt & 1]);
+                }
+            }
+            if (trk) {
+                mx = att_warp_max(mx);
+                if (lane == 0) sMw[warp * p.n64 + kt] = mx;
+            }
+        }
+        if (maxpass) {
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                mrow[j] = att_quad_max(mrow[j]);
+                int n = CAUSAL ? min(row[j] + 1, T) : T;
+                tt[j] = entmax_tau_init(p.alpha, 0.0f, n);
+                if (!(mrow[j] > -INFINITY)) mrow[j] = 0.0f;
+                th[j] = c * mrow[j] + tt[j].tau;
+            }
+            maxpass = false;
+            continue;
+        }
+        bool conv = true, nconv = true;
+        float dmin = INFINITY;
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            EntmaxSums sm = sums[j][0];
+            entmax_sums_merge(&sm, sums[j][1]);
+            sm.s0 = att_quad_sum(sm.s0);
+            sm.s1 = att_quad_sum(sm.s1);
+            sm.s2 = att_quad_sum(sm.s2);
+            float f = sm.s0 - 1.0f;
+            entmax_tau_step(KIND, a, &tt[j], sm);
+            th[j] = c * mrow[j] + tt[j].tau;
+            if (rvalid[j]) {
+                conv = conv && fabsf(f) <= ATT_TOL_EXIT;
+                nconv = nconv && fabsf(f) <= 1e-3f;
+                dmin = fminf(dmin, th[j] - th_eval[j]);
+            }
+        }
+        it++;
+        int all_conv = __syncthreads_and(conv);
+        near = __syncthreads_and(nconv);
+        if (it >= p.niter || all_conv) {
+            tracked = trk;
+            if (tracked) {
+                dmin = att_warp_min(dmin);
+                if (lane == 0) sDel[warp] = dmin;
+            }
+            break;
+        }
+    }
+    att_cp_wait<0>();
+    __syncthreads();
+
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+        if (rvalid[j] && tq == 0) p.stat[(long long)bh * T + row[j]] = th[j];
+    if (!track) return;
+    // mask rows of the 64-query tiles 2qt, 2qt+1 (warps 0-3, 4-7) and the counters
+    const int W = p.mask_words;
+    unsigned long long dead = 0, total = 0;
+    for (int hh = 0; hh < 2; hh++) {
+        int i = 2 * qt + hh;
+        if (i >= p.n64) break;
+        int range = CAUSAL ? min(i + 1, p.n64) : p.n64;
+        uint32_t* mrow_g = p.mask ? p.mask + ((long long)bh * p.n64 + i) * W : nullptr;
+        for (int wd = warp; wd < W; wd += NW) {
+            int kk = wd * 32 + lane;
+            bool lv = !tracked && kk < range; // without tracking every visible tile is live
+            if (tracked && kk < nkt) {
+#pragma unroll
+                for (int w = 0; w < 4; w++) lv = lv || sMw[(4 * hh + w) * p.n64 + kk] > sDel[4 * hh + w] - ATT_MARGIN;
+            }
+            uint32_t bits = __ballot_sync(0xffffffffu, lv);
+            if (lane == 0) {
+                if (mrow_g) mrow_g[wd] = bits;
+                int rem = range - wd * 32;
+                if (rem > 0) {
+                    uint32_t w = rem < 32 ? bits & ((1u << rem) - 1u) : bits;
+                    dead += (unsigned long long)(min(rem, 32) - __popc(w));
+                    total += (unsigned long long)min(rem, 32);
+                }
+            }
+        }
+    }
+    if (p.stats != nullptr && lane == 0 && total) {
+        if (dead) atomicAdd(p.stats + 0, dead);
+        atomicAdd(p.stats + 1, total);
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// forward, kernel 2: the output pass (also the whole forward when from_tau = 0, and for softmax)
+
+template <int KIND, int D, bool CAUSAL>
+__global__ void __launch_bounds__(ATT_THREADS, (KIND == ENTMAX_SOFTMAX && D == 64) ? 2 : 1)
+attn_fwd_kernel(const AttnFwdParams p) {
+    constexpr int BM = ATT_BM, BN = ATT_BN, NW = ATT_WARPS;
+    constexpr int NDT = D / 8; // n8 tiles over the head dim
+    constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
+    enum { PH_MAX = 0, PH_TAU = 1, PH_OUT = 2 };
+
+    extern __shared__ __align__(128) unsigned char att_smem[];
+    att_bf16* sQ = (att_bf16*)att_smem;
+    att_bf16* sK = sQ + BM * D;              // [3][BN*D]
+    att_bf16* sV = sK + ATT_STAGES * BN * D; // [3][BN*D]
+    float* sDel = (float*)(sV + ATT_STAGES * BN * D); // [NW] min over the warp's rows of (theta_new - theta_eval)
+    uint32_t* sLive = (uint32_t*)(sDel + NW);     // [3][trk_words]: half 0, half 1, either
+    float* sMw = (float*)(sLive + 3 * p.trk_words); // [NW][n64]: max x per (warp, key tile) in the last tau pass
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+    const int bh = att_bh();
+    if (bh >= p.BH) return;
+    const int b = bh / p.H, h = bh - b * p.H;
+    const int T = p.T;
+    const int nq = (T + BM - 1) / BM;
+    const int qt = nq - 1 - (int)blockIdx.x; // heavy (causal) tiles of a head first
+    const int q0 = qt * BM;
+    const int kend = CAUSAL ? min(T, q0 + BM) : T;
+    const int nkt = (kend + BN - 1) / BN;
+    const int r0w = q0 + warp * 16; // first row of this warp
+    const bool track = !SOFTMAX && p.track;
+
+    const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
+    const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
+    const att_bf16* gv = p.v + (long long)b * p.v_sb + (long long)h * p.v_sh;
+
+    // prologue: Q tile
+    att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
+    att_cp_commit();
+    att_cp_wait<0>();
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    att_load_afrag<D>(qf, sQ, warp * 16, lane);
+
+    // per-row state: j = 0 -> row r0w + g, j = 1 -> row r0w + g + 8
+    int row[2] = {r0w + g, r0w + g + 8};
+    bool rvalid[2] = {row[0] < T, row[1] < T};
+    float mrow[2] = {-INFINITY, -INFINITY}; // max raw score (entmax) / running max (softmax)
+    EntmaxTau tt[2];
+    float th[2] = {0.0f, 0.0f};             // theta used by the current pass
+    float th_eval[2] = {0.0f, 0.0f};
+    EntmaxSums sums[2];
+    float rs_p[2], rs_u[2];
+    float oacc[NDT][4], o2acc[NDT][4];
+    const bool want_o2 = !SOFTMAX && p.o2 != nullptr;
+    const float c = p.c, a = p.a;
+    unsigned int nnz = 0;
+
+    int phase = SOFTMAX ? PH_OUT : PH_MAX;
+    int it = 0, redo = 0;
+    int niter = p.niter;
+    const int wlast = CAUSAL ? min(nkt - 1, (r0w + 15) / BN) : nkt - 1; // last key tile this warp sees
+    const bool wactive = r0w < T;
+    // live_ok: sLive holds the tile liveness of the coming output pass (half rows + either)
+    bool live_ok = false, own_live = false;
+    unsigned long long old_dead = 0;
+    auto count_dead = [&](unsigned long long* dead, unsigned long long* total) {
+        for (int hh = 0; hh < 2; hh++) {
+            int i = 2 * qt + hh;
+            if (i >= p.n64) continue;
+            int range = CAUSAL ? min(i + 1, p.n64) : p.n64;
+            int live = 0;
+            for (int wd = 0; wd * 32 < range; wd++) {
+                uint32_t w = sLive[hh * p.trk_words + wd];
+                int rem = range - wd * 32;
+                if (rem < 32) w &= (1u << rem) - 1u;
+                live += __popc(w);
+            }
+            *dead += (unsigned long long)(range - live);
+            *total += (unsigned long long)range;
+        }
+    };
+    if (!SOFTMAX && p.from_tau) {
+        // theta from attn_tau_kernel, liveness from its mask rows 2qt, 2qt+1
+        phase = PH_OUT;
+#pragma unroll
+        for (int j = 0; j < 2; j++) th[j] = rvalid[j] ? p.stat[(long long)bh * T + row[j]] : 0.0f;
+        if (p.mask != nullptr) {
+            const int W = p.mask_words;
+            for (int wd = tid; wd < W; wd += ATT_THREADS) {
+                uint32_t m0 = p.mask[((long long)bh * p.n64 + 2 * qt) * W + wd];
+                uint32_t m1 = 2 * qt + 1 < p.n64 ? p.mask[((long long)bh * p.n64 + 2 * qt + 1) * W + wd] : 0u;
+                sLive[wd] = m0; sLive[W + wd] = m1; sLive[2 * W + wd] = m0 | m1;
+            }
+            __syncthreads();
+            live_ok = true;
+            if (tid == 0 && p.stats != nullptr) {
+                unsigned long long tot = 0;
+                count_dead(&old_dead, &tot);
+            }
+        }
+    }
+
+    while (true) {
+        const bool outp = phase == PH_OUT;
+        // each pass restarts the 3-stage ring: tiles t0, t1 now, then one tile two steps ahead per iteration
+        // (loaded after the barrier into the stage every warp has finished with)
+        auto next_tile = [&](int t) -> int {
+            return (outp && live_ok) ? att_next_bit(sLive + 2 * p.trk_words, t + 1, nkt) : t + 1;
+        };
+        auto load_step = [&](int t, int st) {
+            if (t < nkt) {
+                att_load_tile<BN, D>(sK + st * BN * D, gk, p.k_st, t * BN, T, tid);
+                if (outp) att_load_tile<BN, D>(sV + st * BN * D, gv, p.v_st, t * BN, T, tid);
+            }
+            att_cp_commit();
+        };
+        __syncthreads(); // every warp is done with every stage of the previous pass
+        int kt = (outp && live_ok) ? att_next_bit(sLive + 2 * p.trk_words, 0, nkt) : 0;
+        int n1 = kt < nkt ? next_tile(kt) : nkt;
+        load_step(kt, 0);
+        load_step(n1, 1);
+        int st = 0;
+        if (outp) {
+#pragma unroll
+            for (int i = 0; i < NDT; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) oacc[i][e] = o2acc[i][e] = 0.0f;
+            rs_p[0] = rs_p[1] = rs_u[0] = rs_u[1] = 0.0f;
+            nnz = 0;
+        }
+        if (phase == PH_TAU) {
+            sums[0] = entmax_sums_zero(); sums[1] = entmax_sums_zero();
+            th_eval[0] = th[0]; th_eval[1] = th[1];
+        }
+        while (kt < nkt) {
+            int n2 = n1 < nkt ? next_tile(n1) : nkt;
+            att_cp_wait<1>();
+            __syncthreads();
+            load_step(n2, (st + 2) % ATT_STAGES);
+
+            const att_bf16* sKb = sK + st * BN * D;
+            const att_bf16* sVb = sV + st * BN * D;
+            bool wdo = wactive && kt <= wlast;
+            if (outp && live_ok && wdo) wdo = (sLive[(warp >> 2) * p.trk_words + (kt >> 5)] >> (kt & 31)) & 1u;
+            float mx = -INFINITY;
+            if (wdo) {
+                float s[8][4];
+                att_mma_abt<D>(s, qf, sKb, lane);
+                const int k0 = kt * BN;
+                if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            int key = k0 + nt * 8 + 2 * tq + (e & 1);
+                            if (key >= T || (CAUSAL && key > row[e >> 1])) s[nt][e] = -INFINITY;
+                        }
+                }
+                if (phase == PH_MAX) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) mrow[e >> 1] = fmaxf(mrow[e >> 1], s[nt][e]);
+                } else if (phase == PH_TAU) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            float x = fmaf(s[nt][e], c, -th[e >> 1]); // x = z - theta
+                            entmax_sums_add(KIND, a, x, &sums[e >> 1]);
+                            mx = fmaxf(mx, x);
+                        }
+                } else {
+                    if (SOFTMAX) {
+                        // online softmax in the log2 domain: p = exp2(acc*sl2 - m*sl2)
+                        float msc[2];
+#pragma unroll
+                        for (int j = 0; j < 2; j++) {
+                            float mt = -INFINITY;
+#pragma unroll
+                            for (int nt = 0; nt < 8; nt++) mt = fmaxf(mt, fmaxf(s[nt][2 * j], s[nt][2 * j + 1]));
+                            mt = att_quad_max(mt);
+                            float mnew = fmaxf(mrow[j], mt);
+                            float corr = exp2f((mrow[j] - mnew) * p.sl2);
+                            mrow[j] = mnew;
+                            rs_p[j] *= corr;
+#pragma unroll
+                            for (int i = 0; i < NDT; i++) { oacc[i][2 * j] *= corr; oacc[i][2 * j + 1] *= corr; }
+                            msc[j] = mnew * p.sl2;
+                        }
+#pragma unroll
+                        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++) {
+                                float pr = exp2f(fmaf(s[nt][e], p.sl2, -msc[e >> 1]));
+                                s[nt][e] = pr;
+                                rs_p[e >> 1] += pr;
+                            }
+#pragma unroll
+                        for (int kk = 0; kk < 4; kk++) {
+                            uint32_t pa[4] = {att_pack(s[2 * kk][0], s[2 * kk][1]), att_pack(s[2 * kk][2], s[2 * kk][3]),
+                                              att_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                              att_pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                            att_mma_av<D>(oacc, pa, sVb, kk, lane);
+                        }
+                    } else {
+                        if (p.count_nnz) {
+#pragma unroll
+                            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                                for (int e = 0; e < 4; e++)
+                                    nnz += (rvalid[e >> 1] && fmaf(s[nt][e], c, -th[e >> 1]) > 0.0f) ? 1u : 0u;
+                        }
+#pragma unroll
+                        for (int kk = 0; kk < 4; kk++) {
+                            float pv[8], uv[8];
+#pragma unroll
+                            for (int e = 0; e < 8; e++) {
+                                float x = fmaf(s[2 * kk + (e >> 2)][e & 3], c, -th[(e >> 1) & 1]);
+                                pv[e] = entmax_p(KIND, a, x);
+                                uv[e] = entmax_u(KIND, a, x);
+                                rs_p[(e >> 1) & 1] += pv[e];
+                                rs_u[(e >> 1) & 1] += uv[e];
+                            }
+                            uint32_t pa[4] = {att_pack(pv[0], pv[1]), att_pack(pv[2], pv[3]), att_pack(pv[4], pv[5]),
+                                              att_pack(pv[6], pv[7])};
+                            if (want_o2) {
+                                uint32_t ua[4] = {att_pack(uv[0], uv[1]), att_pack(uv[2], uv[3]),
+                                                  att_pack(uv[4], uv[5]), att_pack(uv[6], uv[7])};
+                                att_mma_av2<D>(oacc, o2acc, pa, ua, sVb, kk, lane);
+                            } else {
+                                att_mma_av<D>(oacc, pa, sVb, kk, lane);
+                            }
+                        }
+                    }
+                }
+            }
+            if (phase == PH_TAU && track) {
+                mx = att_warp_max(mx);
+                if (lane == 0) sMw[warp * p.n64 + kt] = mx;
+            }
+            st = st == ATT_STAGES - 1 ? 0 : st + 1;
+            kt = n1;
+            n1 = n2;
+        }
+
+        // ---- end of pass
+        if (phase == PH_MAX) {
+            #pragma unroll
+            for (int j = 0; j < 2; j++) {
+                mrow[j] = att_quad_max(mrow[j]);
+                int n = CAUSAL ? min(row[j] + 1, T) : T;
+                tt[j] = entmax_tau_init(p.alpha, 0.0f, n);
+                if (!(mrow[j] > -INFINITY)) mrow[j] = 0.0f; // rows past T / idle warps: keep finite
+                th[j] = c * mrow[j] + tt[j].tau;
+            }
+            phase = PH_TAU;
+            it = 0;
+            continue;
+        }
+        if (phase == PH_TAU) {
+            bool conv = true;
+            float dmin = INFINITY;
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                sums[j].s0 = att_quad_sum(sums[j].s0);
+                sums[j].s1 = att_quad_sum(sums[j].s1);
+                sums[j].s2 = att_quad_sum(sums[j].s2);
+                float f = sums[j].s0 - 1.0f;
+                entmax_tau_step(KIND, a, &tt[j], sums[j]);
+                th[j] = c * mrow[j] + tt[j].tau;
+                if (rvalid[j]) {
+                    conv = conv && fabsf(f) <= ATT_TOL_EXIT;
+                    dmin = fminf(dmin, th[j] - th_eval[j]);
+                }
+            }
+            it++;
+            int all_conv = __syncthreads_and(conv);
+            if (it >= niter || all_conv) {
+                if (track) {
+                    dmin = att_warp_min(dmin);
+                    if (lane == 0) sDel[warp] = dmin;
+                    __syncthreads();
+                    // live bits per key tile: half 0 = warps 0-3 (q64 tile 2qt), half 1 = warps 4-7
+                    for (int wd = warp; wd < p.trk_words; wd += NW) {
+                        int kk = wd * 32 + lane;
+                        bool l0 = false, l1 = false;
+                        if (kk < nkt) {
+#pragma unroll
+                            for (int w = 0; w < NW; w++) {
+                                bool lv = sMw[w * p.n64 + kk] > sDel[w] - ATT_MARGIN;
+                                if (w < NW / 2) l0 = l0 || lv; else l1 = l1 || lv;
+                            }
+                        }
+                        uint32_t b0 = __ballot_sync(0xffffffffu, l0), b1 = __ballot_sync(0xffffffffu, l1);
+                        if (lane == 0) {
+                            sLive[wd] = b0;
+                            sLive[p.trk_words + wd] = b1;
+                            sLive[2 * p.trk_words + wd] = b0 | b1;
+                        }
+                    }
+                    __syncthreads();
+                    live_ok = own_live = true;
+                }
+                phase = PH_OUT;
+            }
+            continue;
+        }
+        // output pass done
+        bool bad = false;
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            rs_p[j] = att_quad_sum(rs_p[j]);
+            rs_u[j] = att_quad_sum(rs_u[j]);
+            if (!SOFTMAX && rvalid[j] && !(fabsf(rs_p[j] - 1.0f) <= ATT_TOL_F)) bad = true;
+        }
+        if (!SOFTMAX) {
+            int any_bad = __syncthreads_or(bad);
+            if (any_bad && redo < ATT_MAX_REDO) {
+                redo++;
+                if (p.from_tau && redo == 1) {
+                    // fallback: solve tau here from scratch with two more iterations (rare)
+                    phase = PH_MAX;
+                    niter = p.niter + 2;
+                    it = 0;
+#pragma unroll
+                    for (int j = 0; j < 2; j++) mrow[j] = -INFINITY;
+                } else {
+                    phase = PH_TAU;
+                    it = niter - 1; // exactly one more tau pass
+                }
+                live_ok = false;
+                continue;
+            }
+        }
+        break;
+    }
+
+    // ---- epilogue: O, O2, stat
+    att_bf16* go = p.o + (long long)b * p.o_sb + (long long)h * p.o_sh;
+    att_bf16* go2 = want_o2 ? p.o2 + (long long)b * p.o2_sb + (long long)h * p.o2_sh : nullptr;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        if (!rvalid[j]) continue;
+        float ip = rs_p[j] > 0.0f ? 1.0f / rs_p[j] : 0.0f;
+        float iu = rs_u[j] > 0.0f ? 1.0f / rs_u[j] : 0.0f;
+        att_bf16* orow = go + (long long)row[j] * p.o_st;
+#pragma unroll
+        for (int i = 0; i < NDT; i++)
+            *reinterpret_cast<uint32_t*>(orow + i * 8 + 2 * tq) = att_pack(oacc[i][2 * j] * ip, oacc[i][2 * j + 1] * ip);
+        if (want_o2) {
+            att_bf16* o2row = go2 + (long long)row[j] * p.o2_st;
+#pragma unroll
+            for (int i = 0; i < NDT; i++)
+                *reinterpret_cast<uint32_t*>(o2row + i * 8 + 2 * tq) =
+                    att_pack(o2acc[i][2 * j] * iu, o2acc[i][2 * j + 1] * iu);
+        }
+        if (tq == 0) {
+            float st = SOFTMAX ? mrow[j] * p.sl2 + log2f(rs_p[j]) : th[j];
+            p.stat[(long long)bh * T + row[j]] = st;
+        }
+    }
+    if (!SOFTMAX && p.stats != nullptr && p.count_nnz) {
+        unsigned int t = nnz;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+        if (lane == 0 && t) atomicAdd(p.stats + 2, (unsigned long long)t);
+    }
+    if (own_live) {
+        // tile mask rows (64-query tiles 2qt, 2qt+1) and the dead-tile counters (after a fallback of the split
+        // forward: the difference to what attn_tau_kernel counted)
+        for (int hh = 0; hh < 2; hh++) {
+            int i = 2 * qt + hh;
+            if (i >= p.n64 || p.mask == nullptr) continue;
+            uint32_t* mrow_g = p.mask + ((long long)bh * p.n64 + i) * p.mask_words;
+            for (int wd = tid; wd < p.mask_words; wd += ATT_THREADS) mrow_g[wd] = sLive[hh * p.trk_words + wd];
+        }
+        if (tid == 0 && p.stats != nullptr) {
+            unsigned long long dead = 0, total = 0;
+            count_dead(&dead, &total);
+            if (p.from_tau) {
+                if (dead != old_dead) atomicAdd(p.stats + 0, dead - old_dead); // modular: may subtract
+            } else {
+                if (dead) atomicAdd(p.stats + 0, dead);
+                atomicAdd(p.stats + 1, total);
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// backward, kernel 1: delta and dQ (one CTA = 128 query rows; loops over key tiles)
+
+template <int KIND, int D, bool CAUSAL>
+__global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnBwdParams p) {
+    constexpr int BM = ATT_BM, BN = ATT_BN;
+    constexpr int NDT = D / 8;
+    constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
+    extern __shared__ __align__(128) unsigned char att_smem[];
+    att_bf16* sQ = (att_bf16*)att_smem;
+    att_bf16* sdO = sQ + BM * D;
+    att_bf16* sKV = sdO + BM * D; // ring: stage s = K tile at sKV + 2s*BN*D, V tile right after it
+    static_assert(2 * BN == BM, "O2 tile aliases one ring stage");
+    att_bf16* sO2 = sKV + 2 * 2 * BN * D; // prologue only: stage 2, first written in iteration 0 after a barrier
+    float* sDl = (float*)(sKV + ATT_STAGES * 2 * BN * D); // [BM]
+    uint32_t* sM = (uint32_t*)(sDl + BM);   // [3][mask_words]: half 0, half 1, either
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+    const int bh = att_bh();
+    if (bh >= p.BH) return;
+    const int b = bh / p.H, h = bh - b * p.H;
+    const int T = p.T;
+    const int nq = (T + BM - 1) / BM;
+    const int qt = nq - 1 - (int)blockIdx.x; // heavy (causal) tiles of a head first
+    const int q0 = qt * BM;
+    const int kend = CAUSAL ? min(T, q0 + BM) : T;
+    const int nkt = (kend + BN - 1) / BN;
+    const int r0w = q0 + warp * 16;
+    const bool use_mask = !SOFTMAX && p.mask != nullptr;
+    const int W = p.mask_words;
+
+    const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
+    const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
+    const att_bf16* gv = p.v + (long long)b * p.v_sb + (long long)h * p.v_sh;
+    const att_bf16* gdo = p.dout + (long long)b * p.do_sb + (long long)h * p.do_sh;
+    const att_bf16* go2 = p.o2 + (long long)b * p.o2_sb + (long long)h * p.o2_sh;
+
+    att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
+    att_load_tile<BM, D>(sdO, gdo, p.do_st, q0, T, tid);
+    att_load_tile<BM, D>(sO2, go2, p.o2_st, q0, T, tid);
+    att_cp_commit();
+    if (use_mask) {
+        for (int wd = tid; wd < W; wd += ATT_THREADS) {
+            int i0 = 2 * qt, i1 = 2 * qt + 1;
+            uint32_t m0 = p.mask[((long long)bh * p.n64 + i0) * W + wd];
+            uint32_t m1 = i1 < p.n64 ? p.mask[((long long)bh * p.n64 + i1) * W + wd] : 0u;
+            sM[wd] = m0; sM[W + wd] = m1; sM[2 * W + wd] = m0 | m1;
+        }
+    }
+    __syncthreads();
+    // 3-stage ring over the live key tiles: kt (current), n1, then n2 loaded two steps ahead
+    auto next_tile = [&](int t) -> int { return use_mask ? att_next_bit(sM + 2 * W, t + 1, nkt) : t + 1; };
+    auto load_step = [&](int t, int st) {
+        if (t < nkt) {
+            att_load_tile<BN, D>(sKV + 2 * st * BN * D, gk, p.k_st, t * BN, T, tid);
+            att_load_tile<BN, D>(sKV + (2 * st + 1) * BN * D, gv, p.v_st, t * BN, T, tid);
+        }
+        att_cp_commit();
+    };
+    int kt = use_mask ? att_next_bit(sM + 2 * W, 0, nkt) : 0;
+    int n1 = kt < nkt ? next_tile(kt) : nkt;
+    load_step(kt, 0);
+    load_step(n1, 1);
+    att_cp_wait<2>();
+    __syncthreads();
+
+    // delta_i = dO_i . O2_i (fp32): two threads per row, D/2 elements each (16-byte smem reads)
+    {
+        const int rl = tid >> 1, hf = tid & 1, gr = q0 + rl;
+        float acc = 0.0f;
+#pragma unroll
+        for (int c = hf * (D / 16); c < (hf + 1) * (D / 16); c++) {
+            uint4 x = *reinterpret_cast<const uint4*>(sdO + att_sw<D>(rl, c));
+            uint4 y = *reinterpret_cast<const uint4*>(sO2 + att_sw<D>(rl, c));
+            const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&x);
+            const __nv_bfloat162* yp = reinterpret_cast<const __nv_bfloat162*>(&y);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 xf = __bfloat1622float2(xp[e]), yf = __bfloat1622float2(yp[e]);
+                acc = fmaf(xf.x, yf.x, acc);
+                acc = fmaf(xf.y, yf.y, acc);
+            }
+        }
+        acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+        if (hf == 0) {
+            sDl[rl] = acc;
+            if (gr < T) p.delta[(long long)bh * T + gr] = acc;
+        }
+    }
+    __syncthreads();
+    uint32_t qf[D / 16][4], dof[D / 16][4];
+    att_load_afrag<D>(qf, sQ, warp * 16, lane);
+    att_load_afrag<D>(dof, sdO, warp * 16, lane);
+    int row[2] = {r0w + g, r0w + g + 8};
+    float th[2], dl[2];
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        th[j] = row[j] < T ? p.stat[(long long)bh * T + row[j]] : 0.0f;
+        dl[j] = sDl[warp * 16 + g + 8 * j];
+    }
+    float dq[NDT][4];
+#pragma unroll
+    for (int i = 0; i < NDT; i++) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
+    const int wlast = CAUSAL ? min(nkt - 1, (r0w + 15) / BN) : nkt - 1;
+    const uint32_t* sMh = sM + (warp >> 2) * W;
+
+    int st = 0;
+    while (kt < nkt) {
+        int n2 = n1 < nkt ? next_tile(n1) : nkt;
+        att_cp_wait<1>();
+        __syncthreads();
+        load_step(n2, (st + 2) % ATT_STAGES);
+        bool wdo = r0w < T && kt <= wlast;
+        if (wdo && use_mask) wdo = (sMh[kt >> 5] >> (kt & 31)) & 1u;
+        if (wdo) {
+            const att_bf16* sKb = sKV + 2 * st * BN * D;
+            const att_bf16* sVb = sKb + BN * D;
+            float s[8][4], dp[8][4];
+            att_mma_abt<D>(s, qf, sKb, lane);
+            att_mma_abt<D>(dp, dof, sVb, lane);
+            const int k0 = kt * BN;
+            if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int key = k0 + nt * 8 + 2 * tq + (e & 1);
+                        if (key >= T || (CAUSAL && key > row[e >> 1])) s[nt][e] = -INFINITY;
+                    }
+            }
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                float dsv[8];
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    int nt = 2 * kk + (e >> 2), ee = e & 3, j = (e >> 1) & 1;
+                    float w;
+                    if (SOFTMAX) w = exp2f(fmaf(s[nt][ee], p.sl2, -th[j]));        // p
+                    else w = entmax_u(KIND, p.a, fmaf(s[nt][ee], p.c, -th[j]));     // u = x^(a-1)
+                    dsv[e] = w * (dp[nt][ee] - dl[j]);                               // ds = u (dp - delta)
+                }
+                uint32_t da[4] = {att_pack(dsv[0], dsv[1]), att_pack(dsv[2], dsv[3]), att_pack(dsv[4], dsv[5]),
+                                  att_pack(dsv[6], dsv[7])};
+                att_mma_av<D>(dq, da, sKb, kk, lane); // dQ += dS K
+            }
+        }
+        st = st == ATT_STAGES - 1 ? 0 : st + 1;
+        kt = n1;
+        n1 = n2;
+    }
+    att_bf16* gdq = p.dq + (long long)b * p.dq_sb + (long long)h * p.dq_sh;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        if (row[j] >= T) continue;
+        att_bf16* r = gdq + (long long)row[j] * p.dq_st;
+#pragma unroll
+        for (int i = 0; i < NDT; i++)
+            *reinterpret_cast<uint32_t*>(r + i * 8 + 2 * tq) = att_pack(dq[i][2 * j] * p.scale, dq[i][2 * j + 1] * p.scale);
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// backward, kernel 2: dK and dV (one CTA = 128 keys, 8 warps x 16 keys; loops over 64-query tiles)
+
+template <int KIND, int D, bool CAUSAL>
+__global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const AttnBwdParams p) {
+    constexpr int BK = ATT_BKV, BQ = ATT_BQ;
+    constexpr int NDT = D / 8;
+    constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
+    constexpr bool KV_REGS = D <= 64; // keep K, V A-fragments in registers (D = 128 reads them from smem)
+    extern __shared__ __align__(128) unsigned char att_smem[];
+    att_bf16* sK = (att_bf16*)att_smem;
+    att_bf16* sV = sK + BK * D;
+    att_bf16* sQ = sV + BK * D;               // [3][BQ*D]
+    att_bf16* sdO = sQ + ATT_STAGES * BQ * D; // [3][BQ*D]
+    float* sTh = (float*)(sdO + ATT_STAGES * BQ * D); // [3][BQ]
+    float* sDl = sTh + ATT_STAGES * BQ;               // [3][BQ]
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+    const int bh = att_bh();
+    if (bh >= p.BH) return;
+    const int b = bh / p.H, h = bh - b * p.H;
+    const int T = p.T;
+    const int kb = blockIdx.x; // causal: small kb = most work, launched first
+    const int k0 = kb * BK;
+    const int n64 = p.n64;
+    const int kw0 = k0 + warp * 16; // first key of this warp
+    const bool use_mask = !SOFTMAX && p.mask != nullptr;
+    const int W = p.mask_words;
+    const int kt0 = 2 * kb, kt1 = 2 * kb + 1; // 64-key tiles of this CTA
+    const int ktw = kt0 + (warp >> 2);        // the one of this warp
+
+    const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
+    const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
+    const att_bf16* gv = p.v + (long long)b * p.v_sb + (long long)h * p.v_sh;
+    const att_bf16* gdo = p.dout + (long long)b * p.do_sb + (long long)h * p.do_sh;
+    const float* gth = p.stat + (long long)bh * T;
+    const float* gdl = p.delta + (long long)bh * T;
+    const uint32_t* gm = use_mask ? p.mask + (long long)bh * n64 * W : nullptr;
+
+    // is query tile i live for this CTA?
+    auto live = [&](int i) -> bool {
+        if (!use_mask) return true;
+        uint32_t w0 = gm[(long long)i * W + (kt0 >> 5)];
+        bool l = (w0 >> (kt0 & 31)) & 1u;
+        if (kt1 < n64) l = l || ((w0 >> (kt1 & 31)) & 1u); // kt0 even: kt1 in the same word
+        return l;
+    };
+    auto next_live = [&](int i) -> int {
+        while (i < n64 && !live(i)) i++;
+        return i;
+    };
+
+    // 3-stage ring over the live query tiles (Q, dO, theta, delta per stage)
+    auto load_step = [&](int qi, int st) {
+        if (qi < n64) {
+            att_load_tile<BQ, D>(sQ + st * BQ * D, gq, p.q_st, qi * BQ, T, tid);
+            att_load_tile<BQ, D>(sdO + st * BQ * D, gdo, p.do_st, qi * BQ, T, tid);
+            if (tid < 2 * BQ) {
+                int r = qi * BQ + (tid & (BQ - 1));
+                bool ok = r < T;
+                if (tid < BQ) att_cp4(sTh + st * BQ + tid, gth + (ok ? r : 0), ok);
+                else att_cp4(sDl + st * BQ + tid - BQ, gdl + (ok ? r : 0), ok);
+            }
+        }
+        att_cp_commit();
+    };
+    att_load_tile<BK, D>(sK, gk, p.k_st, k0, T, tid);
+    att_load_tile<BK, D>(sV, gv, p.v_st, k0, T, tid);
+    att_cp_commit();
+    int i = next_live(CAUSAL ? k0 / BQ : 0);
+    int n1 = i < n64 ? next_live(i + 1) : n64;
+    load_step(i, 0);
+    load_step(n1, 1);
+    att_cp_wait<2>();
+    __syncthreads();
+
+    uint32_t kf[KV_REGS ? D / 16 : 1][4], vf[KV_REGS ? D / 16 : 1][4];
+    if constexpr (KV_REGS) {
+        att_load_afrag<D>(kf, sK, warp * 16, lane);
+        att_load_afrag<D>(vf, sV, warp * 16, lane);
+    }
+    float dk[NDT][4], dv[NDT][4];
+#pragma unroll
+    for (int n = 0; n < NDT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dk[n][e] = dv[n][e] = 0.0f;
+    const int key[2] = {kw0 + g, kw0 + g + 8};
+
+    int st = 0;
+    while (i < n64) {
+        int n2 = n1 < n64 ? next_live(n1 + 1) : n64;
+        att_cp_wait<1>();
+        __syncthreads();
+        load_step(n2, (st + 2) % ATT_STAGES);
+
+        const int i0 = i * BQ;
+        bool wdo = kw0 < T && (!CAUSAL || kw0 <= i0 + BQ - 1);
+        if (wdo && use_mask) wdo = (gm[(long long)i * W + (ktw >> 5)] >> (ktw & 31)) & 1u;
+        if (wdo) {
+            const att_bf16* sQb = sQ + st * BQ * D;
+            const att_bf16* sdOb = sdO + st * BQ * D;
+            const float* sThb = sTh + st * BQ;
+            const float* sDlb = sDl + st * BQ;
+            float s[8][4], dp[8][4];
+            if constexpr (KV_REGS) {
+                att_mma_abt<D>(s, kf, sQb, lane);  // S^T = K Q^T  (rows = keys, cols = queries)
+                att_mma_abt<D>(dp, vf, sdOb, lane); // dP^T = V dO^T
+            } else {
+                att_mma_abt_s<D>(s, sK, warp * 16, sQb, lane);
+                att_mma_abt_s<D>(dp, sV, warp * 16, sdOb, lane);
+            }
+            if (i0 + BQ > T || kw0 + 16 > T || (CAUSAL && i0 < kw0 + 15)) {
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int qq = i0 + nt * 8 + 2 * tq + (e & 1);
+                        int kk = key[e >> 1];
+                        if (qq >= T || kk >= T || (CAUSAL && qq < kk)) s[nt][e] = -INFINITY;
+                    }
+            }
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                float pv[8], dsv[8];
+#pragma unroll
+                for (int half = 0; half < 2; half++) {
+                    int nt = 2 * kk + half;
+                    float2 th2 = *reinterpret_cast<const float2*>(sThb + nt * 8 + 2 * tq);
+                    float2 dl2 = *reinterpret_cast<const float2*>(sDlb + nt * 8 + 2 * tq);
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        float thq = (e & 1) ? th2.y : th2.x, dlq = (e & 1) ? dl2.y : dl2.x;
+                        float pr, u;
+                        if (SOFTMAX) {
+                            pr = exp2f(fmaf(s[nt][e], p.sl2, -thq));
+                            u = pr;
+                        } else {
+                            float x = fmaf(s[nt][e], p.c, -thq);
+                            pr = entmax_p(KIND, p.a, x);
+                            u = entmax_u(KIND, p.a, x);
+                        }
+                        pv[half * 4 + e] = pr;
+                        dsv[half * 4 + e] = u * (dp[nt][e] - dlq);
+                    }
+                }
+                // A fragments over (keys x queries kk*16..+15): regs {row g: nt 2kk}, {row g+8: 2kk}, {g: 2kk+1}, {g+8: 2kk+1}
+                uint32_t pa[4] = {att_pack(pv[0], pv[1]), att_pack(pv[2], pv[3]), att_pack(pv[4], pv[5]),
+                                  att_pack(pv[6], pv[7])};
+                uint32_t da[4] = {att_pack(dsv[0], dsv[1]), att_pack(dsv[2], dsv[3]), att_pack(dsv[4], dsv[5]),
+                                  att_pack(dsv[6], dsv[7])};
+                att_mma_av<D>(dv, pa, sdOb, kk, lane); // dV += P^T dO
+                att_mma_av<D>(dk, da, sQb, kk, lane);  // dK += dS^T Q
+            }
+        }
+        st = st == ATT_STAGES - 1 ? 0 : st + 1;
+        i = n1;
+        n1 = n2;
+    }
+    att_bf16* gdk = p.dk + (long long)b * p.dk_sb + (long long)h * p.dk_sh;
+    att_bf16* gdv = p.dv + (long long)b * p.dv_sb + (long long)h * p.dv_sh;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        if (key[j] >= T) continue;
+        att_bf16* rk = gdk + (long long)key[j] * p.dk_st;
+        att_bf16* rv = gdv + (long long)key[j] * p.dv_st;
+#pragma unroll
+        for (int n = 0; n < NDT; n++) {
+            *reinterpret_cast<uint32_t*>(rk + n * 8 + 2 * tq) = att_pack(dk[n][2 * j] * p.scale, dk[n][2 * j + 1] * p.scale);
+            *reinterpret_cast<uint32_t*>(rv + n * 8 + 2 * tq) = att_pack(dv[n][2 * j], dv[n][2 * j + 1]);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// host API
+
+// 64-tiles per side and mask words per 64-query row
+static inline int attention_n64(int T) { return (T + 63) / 64; }
+static inline int attention_mask_row_words(int T) { return (attention_n64(T) + 31) / 32; }
+// size of AttnArgs.mask in uint32 words (0 when T is too long for tile tracking: pass mask = NULL then)
+static inline size_t attention_mask_words(int B, int H, int T) {
+    int n64 = attention_n64(T);
+    if (n64 > ATT_NKT_CAP) return 0;
+    return (size_t)B * H * n64 * attention_mask_row_words(T);
+}
+// number of 64x64 tiles in the attended region (denominator of the skipped fraction), = what stats[1] adds
+static inline unsigned long long attention_tile_count(int B, int H, int T, int causal) {
+    unsigned long long n = (unsigned long long)attention_n64(T);
+    return (unsigned long long)B * H * (causal ? n * (n + 1) / 2 : n * n);
+}
+static inline int attention_default_niter(float alpha) {
+    int kind = entmax_kind_of(alpha);
+    return kind == ENTMAX_15 ? 3 : 5;
+}
+
+static inline int attn_aligned(const AttnTensor* t) {
+    return ((uintptr_t)t->ptr % 16 == 0) && t->sb % 8 == 0 && t->st % 8 == 0 && t->sh % 8 == 0;
+}
+
+static inline int attn_check_common(const AttnArgs* a) {
+    if (a->D != 64 && a->D != 128) return ATTN_ERR_HEAD_DIM;
+    if (!entmax_alpha_is_valid(a->alpha)) return ATTN_ERR_ALPHA;
+    if (a->B < 1 || a->T < 1 || a->H < 1 || (long long)a->B * a->H >= (1ll << 31) || a->T >= (1 << 24))
+        return ATTN_ERR_SHAPE;
+    if (!a->q.ptr || !a->k.ptr || !a->v.ptr || !a->stat) return ATTN_ERR_NULL;
+    if (!attn_aligned(&a->q) || !attn_aligned(&a->k) || !attn_aligned(&a->v)) return ATTN_ERR_ALIGN;
+    return ATTN_OK;
+}
+
+template <typename K>
+static inline int attn_set_smem(K kernel, int bytes) {
+    if (bytes > 48 * 1024) {
+        if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) != cudaSuccess)
+            return ATTN_ERR_CUDA;
+    }
+    return ATTN_OK;
+}
+
+// one launcher per kernel instantiation; attn_pick() maps the runtime (kind, D, causal) to it
+template <int KIND, int D, bool C>
+static int attn_launch_fwd(const AttnFwdParams& p, dim3 grid, int smem, cudaStream_t s) {
+    int err = attn_set_smem(attn_fwd_kernel<KIND, D, C>, smem);
+    if (!err) attn_fwd_kernel<KIND, D, C><<<grid, ATT_THREADS, smem, s>>>(p);
+    return err;
+}
+template <int KIND, int D, bool C>
+static int attn_launch_tau(const AttnFwdParams& p, dim3 grid, int smem, cudaStream_t s) {
+    int err = attn_set_smem(attn_tau_kernel<KIND, D, C>, smem);
+    if (!err) attn_tau_kernel<KIND, D, C><<<grid, ATT_THREADS, smem, s>>>(p);
+    return err;
+}
+template <int KIND, int D, bool C>
+static int attn_launch_dq(const AttnBwdParams& p, dim3 grid, int smem, cudaStream_t s) {
+    int err = attn_set_smem(attn_bwd_dq_kernel<KIND, D, C>, smem);
+    if (!err) attn_bwd_dq_kernel<KIND, D, C><<<grid, ATT_THREADS, smem, s>>>(p);
+    return err;
+}
+template <int KIND, int D, bool C>
+static int attn_launch_dkdv(const AttnBwdParams& p, dim3 grid, int smem, cudaStream_t s) {
+    int err = attn_set_smem(attn_bwd_dkdv_kernel<KIND, D, C>, smem);
+    if (!err) attn_bwd_dkdv_kernel<KIND, D, C><<<grid, ATT_THREADS, smem, s>>>(p);
+    return err;
+}
+#define ATT_PICK(fn, P)                                                                                      \
+    static inline int (*attn_pick_##fn(int kind, int D, int causal))(const P&, dim3, int, cudaStream_t) {    \
+        int i = kind * 4 + (D == 128 ? 2 : 0) + (causal ? 1 : 0);                                            \
+        int (*t[16])(const P&, dim3, int, cudaStream_t) = {                                                  \
+            fn<0, 64, false>, fn<0, 64, true>, fn<0, 128, false>, fn<0, 128, true>,                          \
+            fn<1, 64, false>, fn<1, 64, true>, fn<1, 128, false>, fn<1, 128, true>,                          \
+            fn<2, 64, false>, fn<2, 64, true>, fn<2, 128, false>, fn<2, 128, true>,                          \
+            fn<3, 64, false>, fn<3, 64, true>, fn<3, 128, false>, fn<3, 128, true>};                         \
+        return t[i];                                                                                         \
+    }
+ATT_PICK(attn_launch_fwd, AttnFwdParams)
+ATT_PICK(attn_launch_tau, AttnFwdParams)
+ATT_PICK(attn_launch_dq, AttnBwdParams)
+ATT_PICK(attn_launch_dkdv, AttnBwdParams)
+#undef ATT_PICK
+
+// Forward: writes o, stat, o2 (if given), mask (if given), stats (if given). Returns ATTN_OK or an error code.
+// split = 1 (what attention_forward does): entmax runs attn_tau_kernel, then attn_fwd_kernel for the output pass;
+// split = 0: one attn_fwd_kernel does every pass (kept for dev/cuda comparisons).
+static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream, int split) {
+    int err = attn_check_common(a);
+    if (err) return err;
+    if (!a->o.ptr) return ATTN_ERR_NULL;
+    Entmax em = entmax_make(a->alpha);
+    if ((a->o.sb | a->o.st | a->o.sh) & 1 || (uintptr_t)a->o.ptr % 4) return ATTN_ERR_ALIGN;
+    if (a->o2.ptr && ((a->o2.sb | a->o2.st | a->o2.sh) & 1 || (uintptr_t)a->o2.ptr % 4)) return ATTN_ERR_ALIGN;
+    AttnFwdParams p;
+    memset(&p, 0, sizeof(p));
+    p.q = (const att_bf16*)a->q.ptr; p.k = (const att_bf16*)a->k.ptr; p.v = (const att_bf16*)a->v.ptr;
+    p.o = (att_bf16*)a->o.ptr; p.o2 = em.kind == ENTMAX_SOFTMAX ? nullptr : (att_bf16*)a->o2.ptr;
+    p.q_sb = a->q.sb; p.q_st = a->q.st; p.q_sh = a->q.sh;
+    p.k_sb = a->k.sb; p.k_st = a->k.st; p.k_sh = a->k.sh;
+    p.v_sb = a->v.sb; p.v_st = a->v.st; p.v_sh = a->v.sh;
+    p.o_sb = a->o.sb; p.o_st = a->o.st; p.o_sh = a->o.sh;
+    p.o2_sb = a->o2.sb; p.o2_st = a->o2.st; p.o2_sh = a->o2.sh;
+    p.stat = a->stat;
+    p.stats = a->stats;
+    p.H = a->H; p.T = a->T;
+    p.niter = a->niter > 0 ? a->niter : attention_default_niter(a->alpha);
+    p.count_nnz = a->count_nonzero;
+    p.n64 = attention_n64(a->T);
+    p.mask_words = attention_mask_row_words(a->T);
+    p.track = em.kind != ENTMAX_SOFTMAX && p.n64 <= ATT_NKT_CAP;
+    p.mask = p.track ? a->mask : nullptr;
+    p.trk_words = p.track ? p.mask_words : 0;
+    p.alpha = a->alpha;
+    p.a = em.a;
+    p.scale = 1.0f / sqrtf((float)a->D);
+    p.c = em.am1 * p.scale;
+    p.sl2 = p.scale * 1.4426950408889634f;
+    int D = a->D;
+    int smem = (ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + ATT_WARPS * 4 + 3 * p.trk_words * 4 +
+               (p.track ? ATT_WARPS * p.n64 * 4 : 0);
+    p.BH = a->B * a->H;
+    dim3 grid = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
+    if (em.kind != ENTMAX_SOFTMAX && split) {
+        int smem_tau = (ATT_BM * D + ATT_STAGES * ATT_BN * D) * 2 + ATT_WARPS * 4 + (p.track ? ATT_WARPS * p.n64 * 4 : 0);
+        dim3 grid_tau = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
+        err = attn_pick_attn_launch_tau(em.kind, D, a->causal)(p, grid_tau, smem_tau, stream);
+        if (err) return err;
+        p.from_tau = 1;
+    }
+    err = attn_pick_attn_launch_fwd(em.kind, D, a->causal)(p, grid, smem, stream);
+    if (err) return err;
+    return cudaGetLastError() == cudaSuccess ? ATTN_OK : ATTN_ERR_CUDA;
+}
+static inline int attention_forward(const AttnArgs* a, cudaStream_t stream) { return attention_forward_impl(a, stream, 1); }
+
+// Backward: reads q, k, v, o2 (softmax: O), dout, stat, mask; writes dq, dk, dv and the delta scratch.
+static inline int attention_backward(const AttnArgs* a, cudaStream_t stream) {
+    int err = attn_check_common(a);
+    if (err) return err;
+    if (!a->o2.ptr || !a->dout.ptr || !a->dq.ptr || !a->dk.ptr || !a->dv.ptr || !a->delta) return ATTN_ERR_NULL;
+    if (!attn_aligned(&a->dout) || !attn_aligned(&a->o2)) return ATTN_ERR_ALIGN;
+    const AttnTensor* outs[4] = {&a->dq, &a->dk, &a->dv, &a->o2};
+    for (int i = 0; i < 4; i++)
+        if ((outs[i]->sb | outs[i]->st | outs[i]->sh) & 1 || (uintptr_t)outs[i]->ptr % 4) return ATTN_ERR_ALIGN;
+    Entmax em = entmax_make(a->alpha);
+    AttnBwdParams p;
+    memset(&p, 0, sizeof(p));
+    p.q = (const att_bf16*)a->q.ptr; p.k = (const att_bf16*)a->k.ptr; p.v = (const att_bf16*)a->v.ptr;
+    p.o2 = (const att_bf16*)a->o2.ptr; p.dout = (const att_bf16*)a->dout.ptr;
+    p.dq = (att_bf16*)a->dq.ptr; p.dk = (att_bf16*)a->dk.ptr; p.dv = (att_bf16*)a->dv.ptr;
+    p.q_sb = a->q.sb; p.q_st = a->q.st; p.q_sh = a->q.sh;
+    p.k_sb = a->k.sb; p.k_st = a->k.st; p.k_sh = a->k.sh;
+    p.v_sb = a->v.sb; p.v_st = a->v.st; p.v_sh = a->v.sh;
+    p.o2_sb = a->o2.sb; p.o2_st = a->o2.st; p.o2_sh = a->o2.sh;
+    p.do_sb = a->dout.sb; p.do_st = a->dout.st; p.do_sh = a->dout.sh;
+    p.dq_sb = a->dq.sb; p.dq_st = a->dq.st; p.dq_sh = a->dq.sh;
+    p.dk_sb = a->dk.sb; p.dk_st = a->dk.st; p.dk_sh = a->dk.sh;
+    p.dv_sb = a->dv.sb; p.dv_st = a->dv.st; p.dv_sh = a->dv.sh;
+    p.stat = a->stat;
+    p.n64 = attention_n64(a->T);
+    p.mask_words = attention_mask_row_words(a->T);
+    p.mask = (em.kind != ENTMAX_SOFTMAX && p.n64 <= ATT_NKT_CAP) ? a->mask : nullptr;
+    p.delta = a->delta;
+    p.H = a->H; p.T = a->T;
+    p.a = em.a;
+    p.scale = 1.0f / sqrtf((float)a->D);
+    p.c = em.am1 * p.scale;
+    p.sl2 = p.scale * 1.4426950408889634f;
+    int D = a->D;
+    int smem_dq = (2 * ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + ATT_BM * 4 + (p.mask ? 3 * p.mask_words * 4 : 0);
+    int smem_kv = (2 * ATT_BKV * D + 2 * ATT_STAGES * ATT_BQ * D) * 2 + 2 * ATT_STAGES * ATT_BQ * 4;
+    p.BH = a->B * a->H;
+    dim3 grid_dq = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
+    dim3 grid_kv = attn_grid((a->T + ATT_BKV - 1) / ATT_BKV, p.BH);
+    err = attn_pick_attn_launch_dq(em.kind, D, a->causal)(p, grid_dq, smem_dq, stream);
+    if (err) return err;
+    err = attn_pick_attn_launch_dkdv(em.kind, D, a->causal)(p, grid_kv, smem_kv, stream);
+    if (err) return err;
+    return cudaGetLastError() == cudaSuccess ? ATTN_OK : ATTN_ERR_CUDA;
+}
