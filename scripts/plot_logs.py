@@ -35,7 +35,7 @@ def parse_log(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("logs", nargs="+", help="LABEL=main.log or main.log")
+    ap.add_argument("logs", nargs="+", help="LABEL=main.log or main.log (the last '=' separates the label)")
     ap.add_argument("-o", "--output", default="curves.png", help="output PNG")
     ap.add_argument("--smooth", type=int, default=1, help="moving average window for the train loss")
     args = ap.parse_args()
@@ -48,7 +48,7 @@ def main():
 
     runs = []
     for spec in args.logs:
-        label, sep, path = spec.partition("=")
+        label, sep, path = spec.rpartition("=")
         if not sep:
             path, label = spec, os.path.basename(os.path.dirname(os.path.abspath(spec)))
         if not os.path.isfile(path):
