@@ -685,17 +685,11 @@ int main(int argc, char** argv) {
     int val_batches = 0;
     if (have_val) {
         dataloader_init(&val_loader, args.val_data, "val data", B, T, 0, 1, 0, model.config.vocab_size);
-        val_batches = args.val_max_batches < 0 || (size_t)args.val_max_batches > val_loader.total_samples
-                          ? (int)val_loader.total_samples : args.val_max_batches;
+        val_batches = dataloader_eval_batches(&val_loader, args.val_max_batches);
     }
-    long tokens_per_step = args.total_batch_tokens == -1 ? (long)B * T : args.total_batch_tokens;
-    if (tokens_per_step % ((long)B * T) != 0) fail("-d %ld must be a multiple of B*T = %d", tokens_per_step, B * T);
-    int grad_accum = (int)(tokens_per_step / ((long)B * T));
-    int num_steps = args.max_steps;
-    if (num_steps == -1) {
-        num_steps = (int)(train_loader.total_samples / grad_accum);
-        if (num_steps < 1) fail("one epoch of the train data is less than one step of -d %ld tokens", tokens_per_step);
-    }
+    BatchPlan plan = args_batch_plan(&args, 1, train_loader.total_samples);
+    long tokens_per_step = plan.tokens_per_step;
+    int grad_accum = plan.grad_accum, num_steps = plan.num_steps;
     LRScheduler sched = {args.lr_schedule, args.lr, args.warmup, args.final_lr_frac, num_steps};
 
     // output directory, resume

@@ -68,8 +68,8 @@
 // entmax O2 = sum u v / sum u (B,T,NH,HS); dqkv is written packed like qkv.
 // counters (eval only, may be NULL): 3 per layer, [2] += the number of nonzero entmax probabilities.
 
-static void attention_forward_layer(floatX* out, floatX* o2, float* stat, uint32_t* mask, const floatX* qkv, float alpha,
-                                    int B, int T, int NH, int HS, unsigned long long* counters, cudaStream_t stream) {
+// what both directions share: the shapes, alpha, causal masking, and q, k, v read in place from the packed qkv
+static AttnArgs attention_args_packed(const floatX* qkv, float alpha, int B, int T, int NH, int HS) {
     const long long C = (long long)NH * HS;
     AttnArgs a;
     memset(&a, 0, sizeof(a));
@@ -77,6 +77,13 @@ static void attention_forward_layer(floatX* out, floatX* o2, float* stat, uint32
     a.q = {(void*)qkv, T * 3 * C, 3 * C, HS};
     a.k = {(void*)(qkv + C), T * 3 * C, 3 * C, HS};
     a.v = {(void*)(qkv + 2 * C), T * 3 * C, 3 * C, HS};
+    return a;
+}
+
+static void attention_forward_layer(floatX* out, floatX* o2, float* stat, uint32_t* mask, const floatX* qkv, float alpha,
+                                    int B, int T, int NH, int HS, unsigned long long* counters, cudaStream_t stream) {
+    const long long C = (long long)NH * HS;
+    AttnArgs a = attention_args_packed(qkv, alpha, B, T, NH, HS);
     a.o = {(void*)out, T * C, C, HS};
     if (alpha != 1.0f) a.o2 = {(void*)o2, T * C, C, HS};
     a.stat = stat;
@@ -91,12 +98,7 @@ static void attention_backward_layer(floatX* dqkv, const floatX* dout, const flo
                                      const float* stat, const uint32_t* mask, float* delta, float alpha, int B, int T, int NH,
                                      int HS, cudaStream_t stream) {
     const long long C = (long long)NH * HS;
-    AttnArgs a;
-    memset(&a, 0, sizeof(a));
-    a.B = B; a.T = T; a.H = NH; a.D = HS; a.alpha = alpha; a.causal = 1;
-    a.q = {(void*)qkv, T * 3 * C, 3 * C, HS};
-    a.k = {(void*)(qkv + C), T * 3 * C, 3 * C, HS};
-    a.v = {(void*)(qkv + 2 * C), T * 3 * C, 3 * C, HS};
+    AttnArgs a = attention_args_packed(qkv, alpha, B, T, NH, HS);
     a.o2 = {(void*)(alpha != 1.0f ? o2 : out), T * C, C, HS}; // softmax: the backward reads O here
     a.dout = {(void*)dout, T * C, C, HS};
     a.dq = {(void*)dqkv, T * 3 * C, 3 * C, HS};
@@ -858,8 +860,7 @@ int main(int argc, char** argv) {
     int val_batches = 0;
     if (have_val) {
         dataloader_init(&val_loader, args.val_data, "val data", B, T, rank, nproc, 0, model.config.vocab_size);
-        val_batches = args.val_max_batches < 0 || (size_t)args.val_max_batches > val_loader.total_samples
-                          ? (int)val_loader.total_samples : args.val_max_batches;
+        val_batches = dataloader_eval_batches(&val_loader, args.val_max_batches);
     }
     EvalFile hellaswag;
     const char* hellaswag_path = "data/hellaswag/hellaswag_val.bin";
@@ -867,14 +868,9 @@ int main(int argc, char** argv) {
         if (!file_exists(hellaswag_path)) fail("-h 1 needs %s; make it with: python3 dev/data/hellaswag.py", hellaswag_path);
         evalfile_load(&hellaswag, hellaswag_path);
     }
-    long tokens_per_step = args.total_batch_tokens == -1 ? (long)B * T * nproc : args.total_batch_tokens;
-    if (tokens_per_step % ((long)B * T * nproc) != 0) fail("-d %ld must be a multiple of B*T = %d", tokens_per_step, B * T * nproc);
-    int grad_accum = (int)(tokens_per_step / ((long)B * T * nproc));
-    int num_steps = args.max_steps;
-    if (num_steps == -1) {
-        num_steps = (int)(train_loader.total_samples / grad_accum);
-        if (num_steps < 1) fail("one epoch of the train data is less than one step of -d %ld tokens", tokens_per_step);
-    }
+    BatchPlan plan = args_batch_plan(&args, nproc, train_loader.total_samples);
+    long tokens_per_step = plan.tokens_per_step;
+    int grad_accum = plan.grad_accum, num_steps = plan.num_steps;
     LRScheduler sched = {args.lr_schedule, args.lr, args.warmup, args.final_lr_frac, num_steps};
 
     // output directory, resume

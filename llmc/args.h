@@ -229,3 +229,25 @@ static inline void args_parse(TrainArgs* a, int argc, char** argv, int is_gpu) {
         if (val_name) { a->val_data = val_name->val_glob; dataset_require(val_name, a->val_data); }
     }
 }
+
+// The run's shape: tokens per optimizer step (-d; default B*T*nproc), micro-steps per step (gradient
+// accumulation), and the number of steps (-x, or -1: one epoch of the train data).
+typedef struct {
+    long tokens_per_step;
+    int grad_accum;
+    int num_steps;
+} BatchPlan;
+
+static inline BatchPlan args_batch_plan(const TrainArgs* a, int nproc, size_t train_samples_per_epoch) {
+    BatchPlan p;
+    long micro = (long)a->B * a->T * nproc;
+    p.tokens_per_step = a->total_batch_tokens == -1 ? micro : a->total_batch_tokens;
+    if (p.tokens_per_step % micro != 0) fail("-d %ld must be a multiple of B*T*processes = %ld", p.tokens_per_step, micro);
+    p.grad_accum = (int)(p.tokens_per_step / micro);
+    p.num_steps = a->max_steps;
+    if (p.num_steps == -1) {
+        p.num_steps = (int)(train_samples_per_epoch / p.grad_accum);
+        if (p.num_steps < 1) fail("one epoch of the train data is less than one step of -d %ld tokens", p.tokens_per_step);
+    }
+    return p;
+}

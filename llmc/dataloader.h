@@ -179,6 +179,12 @@ static inline void dataloader_read_state(DataLoader* dl, FILE* f, const char* pa
     dl->current_sample = pos[1];
 }
 
+// batches per evaluation: -m max_batches (-1: all), capped at what the split holds
+static inline int dataloader_eval_batches(const DataLoader* dl, int max_batches) {
+    if (max_batches < 0 || (size_t)max_batches > dl->total_samples) return (int)dl->total_samples;
+    return max_batches;
+}
+
 static inline void dataloader_free(DataLoader* dl) {
     if (dl->file) fclose(dl->file);
     globfree(&dl->glob_result);
