@@ -16,5 +16,5 @@ for f in $files; do
         failed=$((failed+1)); echo "FAIL nvcc $f"; head -n 20 "$obj.log"
     fi
 done
-echo "nvcc compile: $passed passed, $failed failed"
+echo "nvcc: $passed compiled, $failed failed to compile"
 [ $failed -eq 0 ]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every CPU test; prints one line per test and the summary line "N passed, M failed".
+# Runs every CPU test, then the nvcc compile check of every .cu file when $NVCC is set (make test sets it when
+# nvcc exists); prints one line per test and the summary line "N passed, M failed[, K skipped]".
 cd "$(dirname "$0")/.."
 passed=0; failed=0; failed_names=()
 run() {
@@ -18,5 +19,11 @@ run fineweb_writer    python3 test/test_fineweb_writer.py
 run bad_input         bash test/test_bad_input.sh
 run train_loss_falls  bash test/test_train_loss.sh
 run resume            bash test/test_resume.sh
-echo "$passed passed, $failed failed"
+skipped=0
+if [ -n "${NVCC:-}" ]; then
+    run nvcc_compile_all bash test/nvcc_compile_all.sh "$NVCC" "${GPU_ARCH:-90}"
+else
+    skipped=1; echo "SKIP nvcc_compile_all (nvcc not found)"
+fi
+echo "$passed passed, $failed failed$([ $skipped -gt 0 ] && echo ", $skipped skipped")"
 [ "$failed" -eq 0 ]
