@@ -695,21 +695,15 @@ int main(int argc, char** argv) {
     // output directory, resume
     int start_step = 0, resuming = 0;
     if (args.output_dir) make_dir_if_missing(args.output_dir);
-    if (args.resume) {
-        int s = checkpoint_find_max_step(args.output_dir);
-        if (s < 0) {
-            printf("no complete checkpoint in %s: starting from scratch\n", args.output_dir);
-        } else {
-            char mp[4096], sp[4096], dp[4096];
-            checkpoint_paths(args.output_dir, s, 0, mp, sp, dp);
-            float ckpt_alpha;
-            gpt2_free(&model);
-            gpt2_build_from_checkpoint(&model, mp, &ckpt_alpha);
-            model.alpha = args.alpha;
-            start_step = load_state(&model, &train_loader, sp);
-            resuming = 1;
-            printf("resumed from %s (step %d)\n", mp, start_step);
-        }
+    char resume_model[4096], resume_state[4096];
+    if (args.resume && checkpoint_find_resume(args.output_dir, 0, resume_model, resume_state) >= 0) {
+        float ckpt_alpha;
+        gpt2_free(&model);
+        gpt2_build_from_checkpoint(&model, resume_model, &ckpt_alpha);
+        model.alpha = args.alpha;
+        start_step = load_state(&model, &train_loader, resume_state);
+        resuming = 1;
+        printf("resumed from %s (step %d)\n", resume_model, start_step);
     }
     Logger logger;
     logger_init(&logger, args.output_dir, resuming);

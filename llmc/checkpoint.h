@@ -153,6 +153,16 @@ static inline int checkpoint_find_max_step(const char* dir) {
     return best;
 }
 
+// -y 1: the step of the last complete checkpoint in dir and its model and state file names (this rank's state),
+// or -1 with a note when there is none (the run then starts from scratch)
+static inline int checkpoint_find_resume(const char* dir, int rank, char* model_path, char* state_path) {
+    int step = checkpoint_find_max_step(dir);
+    if (step < 0) { printf("no complete checkpoint in %s: starting from scratch\n", dir); return -1; }
+    char done_path[4096];
+    checkpoint_paths(dir, step, rank, model_path, state_path, done_path);
+    return step;
+}
+
 // -nk K: keep the last K checkpoints (taken every `every` steps); -nm M: steps divisible by M are kept forever
 static inline void checkpoint_delete_old(const char* dir, int step, int every, int keep, int major_every, int nproc) {
     if (keep <= 0 || every <= 0) return;

@@ -24,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "dev", "data"))
 import fineweb  # noqa: E402
 from gpt2_local_encoding import EOT, default_gpt2_dir, gpt2_local_encoding  # noqa: E402
+from shard_util import read_shard  # noqa: E402
 
 SHARED = os.environ.get("SHARED_DATA") or os.path.join(REPO, "..", "shared", "data")
 SHAKESPEARE = os.path.join(SHARED, "tinyshakespeare", "input.txt")
@@ -45,18 +46,6 @@ def docs():
     return paragraphs + ["", "caf\u00e9 \U0001f600 it's <|endoftext|> 42", "\u4f60\u597d\u4e16\u754c"]
 
 
-def read_shard(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    header = struct.unpack("<256i", data[:1024])
-    assert header[0] == 20240520 and header[1] == 1, f"{path}: magic/version {header[:2]}"
-    assert all(h == 0 for h in header[3:]), f"{path}: nonzero reserved header words"
-    assert len(data) == 1024 + 2 * header[2], f"{path}: size does not match ntok {header[2]}"
-    toks = array.array("H")
-    toks.frombytes(data[1024:])
-    if sys.byteorder != "little":
-        toks.byteswap()
-    return list(toks)
 
 
 def expected_stream():

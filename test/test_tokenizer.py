@@ -26,6 +26,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "dev", "data"))
 from gpt2_local_encoding import EOT, GPT2_PATTERN, default_gpt2_dir, gpt2_local_encoding, load_mergeable_ranks  # noqa: E402
+from shard_util import read_shard  # noqa: E402
 
 TOOL = os.path.join(REPO, "build", "tokenize")
 SHARED = os.environ.get("SHARED_DATA") or os.path.join(REPO, "..", "shared", "data")
@@ -58,18 +59,6 @@ def run_tool(*args, input_bytes=None, check=True):
     return p
 
 
-def read_shard(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    header = struct.unpack("<256i", data[:1024])
-    assert header[0] == 20240520 and header[1] == 1, f"{path}: bad magic/version {header[:2]}"
-    assert all(h == 0 for h in header[3:]), f"{path}: header words 3..255 must be zero"
-    assert len(data) == 1024 + 2 * header[2], f"{path}: size {len(data)} != 1024 + 2*{header[2]}"
-    toks = array.array("H")
-    toks.frombytes(data[1024:])
-    if sys.byteorder != "little":
-        toks.byteswap()
-    return list(toks)
 
 
 def shards_of_docs(docs, name, raw_utf8=False):
