@@ -926,11 +926,7 @@ int main(int argc, char** argv) {
 
         if (have_val && (step % args.val_every == 0 || last_step)) {
             float val_loss = evaluate(&model, &val_loader, val_batches, B, T, alpha, nonzero);
-            double nz = 0.0;
-            for (int l = 0; l < model.config.num_layers; l++) nz += nonzero[l];
-            printf("val loss %f | attention nonzero %.4f\n", val_loss, nz / model.config.num_layers);
-            logger_val(&logger, step, val_loss);
-            logger_nonzero(&logger, step, nonzero, model.config.num_layers);
+            report_val(&logger, step, val_loss, nonzero, model.config.num_layers);
         }
         if (args.hellaswag && args.val_every > 0 && ((step > 0 && step % args.val_every == 0) || last_step)) {
             int correct;

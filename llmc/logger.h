@@ -51,4 +51,13 @@ static inline void logger_nonzero(Logger* lg, int step, const float* per_layer, 
     fflush(lg->f);
 }
 
+// after a validation: one line on stdout, and the tel: and nz: lines in main.log
+static inline void report_val(Logger* lg, int step, float val_loss, const float* nonzero_per_layer, int L) {
+    double nz = 0.0;
+    for (int l = 0; l < L; l++) nz += nonzero_per_layer[l];
+    printf("val loss %f | attention nonzero %.4f\n", val_loss, nz / L);
+    logger_val(lg, step, val_loss);
+    logger_nonzero(lg, step, nonzero_per_layer, L);
+}
+
 static inline void logger_free(Logger* lg) { if (lg->f) fclose(lg->f); lg->f = NULL; }

@@ -10,10 +10,7 @@ SHARED_DATA="${SHARED_DATA:-$REPO/../shared/data}"
 SHARD_SIZE="${SHARD_SIZE:-1e7}"
 cd "$REPO"
 TOOL=build/tokenize
-if [ ! -x "$TOOL" ] || [ dev/data/tokenize.cpp -nt "$TOOL" ] || [ llmc/tokenizer.h -nt "$TOOL" ]; then
-    mkdir -p build
-    g++ -O2 -std=c++17 -I. dev/data/tokenize.cpp -o "$TOOL"
-fi
+make --no-print-directory -s "$TOOL"   # (re)builds the tokenizer tool when its sources changed
 for f in "$SHARED_DATA/enwiki2015/val.jsonl" "$SHARED_DATA/enwiki2015/train.jsonl.xz"; do
     [ -f "$f" ] || { echo "error: $f not found (set SHARED_DATA)" >&2; exit 1; }
 done

@@ -11,10 +11,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SHARED_DATA="${SHARED_DATA:-$REPO/../shared/data}"
 cd "$REPO"
 TOOL=build/tokenize
-if [ ! -x "$TOOL" ] || [ dev/data/tokenize.cpp -nt "$TOOL" ] || [ llmc/tokenizer.h -nt "$TOOL" ]; then
-    mkdir -p build
-    g++ -O2 -std=c++17 -I. dev/data/tokenize.cpp -o "$TOOL"
-fi
+make --no-print-directory -s "$TOOL"   # (re)builds the tokenizer tool when its sources changed
 INPUT="$SHARED_DATA/tinyshakespeare/input.txt"
 [ -f "$INPUT" ] || { echo "error: $INPUT not found (set SHARED_DATA)" >&2; exit 1; }
 mkdir -p data/tinyshakespeare
