@@ -26,7 +26,14 @@ ifeq ($(GPU_COMPUTE_CAPABILITY),)
     GPU_COMPUTE_CAPABILITY := 90
   endif
 endif
-NVCC_ARCH = --generate-code arch=compute_$(GPU_COMPUTE_CAPABILITY),code=[compute_$(GPU_COMPUTE_CAPABILITY),sm_$(GPU_COMPUTE_CAPABILITY)]
+# Hopper (90) builds for sm_90a, the arch-specific target that has wgmma (used by llmc/attention.cuh);
+# its code runs only on compute capability 9.0, which is what was detected or asked for.
+ifeq ($(GPU_COMPUTE_CAPABILITY),90)
+  GPU_SM := 90a
+else
+  GPU_SM := $(GPU_COMPUTE_CAPABILITY)
+endif
+NVCC_ARCH = --generate-code arch=compute_$(GPU_SM),code=[compute_$(GPU_SM),sm_$(GPU_SM)]
 NVCC_FLAGS = -O3 -std=c++17 -I. $(NVCC_ARCH) --threads=0 -Xcompiler -Wno-unused-function
 NVCC_LDLIBS = -lcublas -lcublasLt
 
@@ -85,7 +92,7 @@ $(BUILD)/libentmax_attn.so: dev/python/entmax_attn_capi.cu llmc/attention.cuh ll
 
 # the attention kernel playground (dev/cuda/attention_{forward,backward}.cu)
 attention-dev:
-	$(MAKE) -C dev/cuda NVCC="$(NVCC)" ARCH=sm_$(GPU_COMPUTE_CAPABILITY)
+	$(MAKE) -C dev/cuda NVCC="$(NVCC)" ARCH=sm_$(GPU_SM)
 
 test-gpu: train_gpt2 train_gpt2cu trainer-kernel-tests $(BUILD)/libentmax_attn.so attention-dev
 	bash test/run_gpu_tests.sh
