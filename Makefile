@@ -75,7 +75,7 @@ CPU_TEST_BINS = $(BUILD)/test_entmax $(BUILD)/test_gpt2 $(BUILD)/tokenize train_
 
 # all CPU tests, then (when nvcc exists) an nvcc compile of every .cu file: CI machines have nvcc but no GPU
 test: test-deps $(CPU_TEST_BINS)
-	NVCC="$(NVCC)" GPU_ARCH="$(GPU_COMPUTE_CAPABILITY)" bash test/run_cpu_tests.sh
+	NVCC="$(NVCC)" GPU_ARCH="$(GPU_SM)" bash test/run_cpu_tests.sh
 
 # the tokenizer tests compare against tiktoken; install it with pip when missing
 test-deps:

@@ -4,6 +4,7 @@
    build: g++ -O2 -std=c++17 -Wall -Wextra -I. dev/entmax_iterations.cpp -o build/entmax_iterations -lm
    run:   ./build/entmax_iterations [--rows 100] [--seed 1234] [--tol 1e-6] [--n 1024,8192,65536]
                                     [--alpha 1.25,1.5,2] [--max-iter 60] [--halley-only]
+          ./build/entmax_iterations stop [--rows 300] [--seed 1234] [--alpha 1.1,1.25,1.5,1.75,2] (see below)
 
  For every (n, alpha) cell: `rows` fresh rows of n N(0,1) fp32 scores (fixed seed), the exact p* from the float64
  reference (test/entmax_exact.h: sort-based for alpha 1.5 and 2, float64 bisection otherwise), then the number
@@ -19,6 +20,17 @@
  0 means the bracket midpoint is already within tol; a row that never gets there within --max-iter counts as
  max-iter + 1 and is reported. Prints a markdown table (mean and max over the rows of each cell).
  --halley-only skips (b): the mode for measuring the K that fixed-iteration kernels need (the max column).
+
+ stop mode: ./build/entmax_iterations stop [--rows 300] [--seed 1234] [--alpha 1.1,1.25,1.5,1.75,2]
+ The stopping rule of the GPU tau solver (attn_tau_kernel): niter passes, then more while some row of the tile has
+ |f(tau_k)| > tol_cont, f(tau) = sum_j [(alpha-1)(s_j - max s) - tau]_+^(1/(alpha-1)) - 1 evaluated before the
+ update. Stopping at |f(tau_k)| <= tol_cont is safe if the update then gives |f(tau_k+1)| <= 1e-3, so we measure
+   worst = min |f(tau_k)| over all (row, k >= 0) with |f(tau_k+1)| > 1e-3   (tol_cont must stay below it)
+ and the same over k >= niter - 1 only: the kernel stops after pass P >= niter, having seen f(tau_P-1), so with its
+ default niter (3 for alpha 1.5, else 5: attention_default_niter in llmc/attention.cuh) only those k matter.
+ over rows of n N(0, sigma^2) fp32 scores, sigma in {0.02 .. 8} (small sigma = flat rows, as at initialisation),
+ n in {2 .. 4096}, `rows` rows per (sigma, n), the same rows for every alpha. Also the passes a row needs: the first
+ k with |f(tau_k)| <= 1e-3 (k updates, then the output pass at tau_k). Plain fp32 sequential sums, 12 evaluations.
 */
 #include "llmc/entmax.h"
 #include "test/entmax_exact.h"
@@ -80,30 +92,154 @@ static void summarize(const std::vector<int>& v, int cap, double* mean, int* mx,
     *mean = v.empty() ? 0.0 : (double)sum / (double)v.size();
 }
 
+// ----------------------------------------------------------------------------------------------------------
+// stop mode: the continuation threshold tol_cont of the GPU tau solver (see the comment at the top)
+
+#define STOP_EVALS 12      // evaluations of f per row: tau_0 .. tau_11
+// the GPU kernel's default niter (attention_default_niter in llmc/attention.cuh, which needs CUDA headers)
+static int stop_niter(float alpha) { return entmax_kind_of(alpha) == ENTMAX_15 ? 3 : 5; }
+#define STOP_TOL 1e-3f     // |f| the solver must reach (the kernel's "near" test)
+
+static const float stop_sigmas[] = {0.02f, 0.05f, 0.1f, 0.2f, 0.3f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f};
+static const int stop_ns[] = {2, 8, 64, 512, 1024, 4096};
+#define STOP_NS ((int)(sizeof stop_ns / sizeof stop_ns[0]))
+#define STOP_SIGMAS ((int)(sizeof stop_sigmas / sizeof stop_sigmas[0]))
+
+struct StopResult {
+    float worst = INFINITY;             // min |f(tau_k)| with |f(tau_k+1)| > STOP_TOL
+    float worst_next = 0.0f;            // that |f(tau_k+1)|
+    float worst_sigma = 0.0f;
+    int worst_n = 0, worst_k = -1;
+    float worst_late = INFINITY;        // the same min over k >= niter - 1
+    int passes[STOP_SIGMAS][STOP_NS];   // max over the rows of the first k with |f(tau_k)| <= STOP_TOL
+    int missed = 0;                     // rows that never got there in STOP_EVALS evaluations
+};
+
+static void stop_alpha(float alpha, int rows, unsigned long long seed, StopResult* res) {
+    Entmax e = entmax_make(alpha);
+    int niter = stop_niter(alpha);
+    TestRng rng(seed); // reseeded per alpha: every alpha sees the same rows
+    for (int si = 0; si < STOP_SIGMAS; si++) {
+        float sigma = stop_sigmas[si];
+        for (int ni = 0; ni < STOP_NS; ni++) {
+            int n = stop_ns[ni];
+            std::vector<float> s(n);
+            res->passes[si][ni] = 0;
+            for (int r = 0; r < rows; r++) {
+                for (float& v : s) v = (float)(sigma * rng.normal());
+                float m = s[0];
+                for (float v : s) m = std::max(m, v);
+                EntmaxTau t = entmax_tau_init(alpha, 0.0f, n);
+                float fprev = NAN;
+                int need = STOP_EVALS; // "not reached"
+                for (int it = 0; it < STOP_EVALS; it++) {
+                    // f(tau_it) = sum_j [am1 (s_j - m) - tau_it]_+^a - 1, then the update tau_it -> tau_it+1
+                    EntmaxSums sums = entmax_sums_zero();
+                    for (int j = 0; j < n; j++) entmax_sums_add(e.kind, e.a, e.am1 * (s[j] - m) - t.tau, &sums);
+                    float f = sums.s0 - 1.0f;
+                    if (it >= 1 && fabsf(f) > STOP_TOL && fabsf(fprev) < res->worst) {
+                        res->worst = fabsf(fprev);
+                        res->worst_next = fabsf(f);
+                        res->worst_sigma = sigma;
+                        res->worst_n = n;
+                        res->worst_k = it - 1;
+                    }
+                    if (it >= niter && fabsf(f) > STOP_TOL) res->worst_late = std::min(res->worst_late, fabsf(fprev));
+                    if (need == STOP_EVALS && fabsf(f) <= STOP_TOL) need = it;
+                    fprev = f;
+                    entmax_tau_step(e.kind, e.a, &t, sums);
+                }
+                if (need == STOP_EVALS) res->missed++;
+                res->passes[si][ni] = std::max(res->passes[si][ni], need);
+            }
+        }
+    }
+}
+
+static int run_stop(int rows, unsigned long long seed, const std::vector<double>& alphas) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<StopResult> res(alphas.size());
+    for (size_t ai = 0; ai < alphas.size(); ai++) stop_alpha((float)alphas[ai], rows, seed, &res[ai]);
+
+    printf("stopping rule of the GPU tau solver: rows of n N(0, sigma^2) fp32 scores, %d rows per (sigma, n), "
+           "seed %llu, the same rows for every alpha; f(tau) = sum_j [(alpha-1)(s_j - max s) - tau]_+^(1/(alpha-1)) - 1, "
+           "tau_0 = bracket midpoint, tau_k+1 = entmax_tau_step(tau_k), %d evaluations per row\n\n",
+           rows, seed, STOP_EVALS);
+    printf("passes: the first k with |f(tau_k)| <= %g (k updates, then the output pass at tau_k), max over the rows;\n"
+           "each cell lists n =", (double)STOP_TOL);
+    for (int ni = 0; ni < STOP_NS; ni++) printf(" %d", stop_ns[ni]);
+    printf("; '-' = not reached in %d evaluations\n\n", STOP_EVALS);
+    printf("| sigma |");
+    for (double a : alphas) printf(" alpha %g |", a);
+    printf("\n|---:|");
+    for (size_t ai = 0; ai < alphas.size(); ai++) printf("---|");
+    printf("\n");
+    for (int si = 0; si < STOP_SIGMAS; si++) {
+        printf("| %g |", (double)stop_sigmas[si]);
+        for (size_t ai = 0; ai < alphas.size(); ai++) {
+            for (int ni = 0; ni < STOP_NS; ni++) {
+                int k = res[ai].passes[si][ni];
+                if (k >= STOP_EVALS) printf(" -");
+                else printf(" %d", k);
+            }
+            printf(" |");
+        }
+        printf("\n");
+    }
+
+    printf("\nworst: the smallest |f(tau_k)| (before the update) with |f(tau_k+1)| > %g after it; a stopping threshold\n"
+           "tol_cont on |f(tau_k)| must stay below it. next: that |f(tau_k+1)|; sigma, n, k: where it happened;\n"
+           "k >= niter-1: the same minimum over the k at which the kernel (default niter) can stop; rows not reached:\n"
+           "rows with |f| > %g after all %d evaluations\n\n", (double)STOP_TOL, (double)STOP_TOL, STOP_EVALS);
+    printf("| alpha | worst \\|f(tau_k)\\| | next \\|f(tau_k+1)\\| | sigma | n | k | niter | worst, k >= niter-1 "
+           "| rows not reached |\n");
+    printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t ai = 0; ai < alphas.size(); ai++) {
+        const StopResult& r = res[ai];
+        char late[32];
+        if (r.worst_late < INFINITY) snprintf(late, sizeof late, "%.4g", (double)r.worst_late);
+        else snprintf(late, sizeof late, "none");
+        int niter = stop_niter((float)alphas[ai]);
+        if (r.worst_k < 0) printf("| %g | none | | | | | %d | %s | %d |\n", alphas[ai], niter, late, r.missed);
+        else printf("| %g | %.4g | %.4g | %g | %d | %d | %d | %s | %d |\n", alphas[ai], (double)r.worst,
+                    (double)r.worst_next, (double)r.worst_sigma, r.worst_n, r.worst_k, niter, late, r.missed);
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    printf("\n(%.1f s)\n", secs);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     int rows = 100, max_iter = 60;
     unsigned long long seed = 1234;
     double tol = 1e-6;
     bool halley_only = false;
     std::vector<double> ns = {1024, 8192, 65536}, alphas = {1.25, 1.5, 2.0};
-    for (int i = 1; i < argc; i++) {
+    // `stop` as the first argument selects the stop mode: only --rows, --seed and --alpha apply there
+    bool stop = argc > 1 && !strcmp(argv[1], "stop"), rows_set = false, alpha_set = false, other_set = false;
+    for (int i = stop ? 2 : 1; i < argc; i++) {
         bool has = i + 1 < argc;
-        if (!strcmp(argv[i], "--rows") && has) rows = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--rows") && has) { rows = atoi(argv[++i]); rows_set = true; }
         else if (!strcmp(argv[i], "--seed") && has) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--tol") && has) tol = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--max-iter") && has) max_iter = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--n") && has) ns = parse_list(argv[++i]);
-        else if (!strcmp(argv[i], "--alpha") && has) alphas = parse_list(argv[++i]);
-        else if (!strcmp(argv[i], "--halley-only")) halley_only = true;
+        else if (!strcmp(argv[i], "--tol") && has) { tol = atof(argv[++i]); other_set = true; }
+        else if (!strcmp(argv[i], "--max-iter") && has) { max_iter = atoi(argv[++i]); other_set = true; }
+        else if (!strcmp(argv[i], "--n") && has) { ns = parse_list(argv[++i]); other_set = true; }
+        else if (!strcmp(argv[i], "--alpha") && has) { alphas = parse_list(argv[++i]); alpha_set = true; }
+        else if (!strcmp(argv[i], "--halley-only")) { halley_only = true; other_set = true; }
         else {
             fprintf(stderr, "error: bad argument '%s'; usage: %s [--rows N] [--seed S] [--tol T] [--n a,b,..] "
-                    "[--alpha a,b,..] [--max-iter K] [--halley-only]\n", argv[i], argv[0]);
+                    "[--alpha a,b,..] [--max-iter K] [--halley-only]\n"
+                    "       or: %s stop [--rows N] [--seed S] [--alpha a,b,..]\n", argv[i], argv[0], argv[0]);
             return 1;
         }
     }
+    if (stop && other_set) { fprintf(stderr, "error: stop mode takes only --rows, --seed and --alpha\n"); return 1; }
+    if (stop && !rows_set) rows = 300;
+    if (stop && !alpha_set) alphas = {1.1, 1.25, 1.5, 1.75, 2.0};
     if (rows < 1 || max_iter < 1 || !(tol > 0.0)) { fprintf(stderr, "error: --rows, --max-iter and --tol must be > 0\n"); return 1; }
     for (double a : alphas)
         if (!entmax_alpha_is_valid((float)a) || a == 1.0) { fprintf(stderr, "error: alpha %g is not in (1, 2]\n", a); return 1; }
+    if (stop) return run_stop(rows, seed, alphas);
     for (double n : ns)
         if (n < 1 || n > 1 << 24) { fprintf(stderr, "error: n %g is not in [1, 2^24]\n", n); return 1; }
 

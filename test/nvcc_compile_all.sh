@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compiles every .cu file of the project with nvcc (object files only: CI machines have nvcc but no GPU).
-# Usage: test/nvcc_compile_all.sh NVCC ARCH      e.g. test/nvcc_compile_all.sh nvcc 90
+# Usage: test/nvcc_compile_all.sh NVCC ARCH      e.g. test/nvcc_compile_all.sh nvcc 90a
+# The attention kernels are compiled once more for sm_80 (A100): there the wgmma code of sm_90a must drop out.
 set -u
 cd "$(dirname "$0")/.."
 NVCC=${1:-nvcc}
@@ -16,5 +17,13 @@ for f in $files; do
         failed=$((failed+1)); echo "FAIL nvcc $f"; head -n 20 "$obj.log"
     fi
 done
+if [ "$ARCH" != 80 ]; then
+    obj=build/nvcc_check/attention_sm80.o
+    if "$NVCC" -std=c++17 -O1 -I. -arch=sm_80 --threads=0 -Xcompiler -w -c dev/python/entmax_attn_capi.cu -o "$obj" > "$obj.log" 2>&1; then
+        passed=$((passed+1)); echo "ok   nvcc dev/python/entmax_attn_capi.cu (sm_80)"
+    else
+        failed=$((failed+1)); echo "FAIL nvcc dev/python/entmax_attn_capi.cu (sm_80)"; head -n 20 "$obj.log"
+    fi
+fi
 echo "nvcc: $passed compiled, $failed failed to compile"
 [ $failed -eq 0 ]
