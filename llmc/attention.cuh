@@ -818,6 +818,11 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
     const int nkt = (kend + BN - 1) / BN;
     const int r0w = q0 + warp * 16; // first row of this warp
     const bool track = !SOFTMAX && p.track;
+    // softmax, D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows. (The entmax redo mode of
+    // this kernel has static shared memory in front of the tiles, so they are not 1024-byte aligned there.)
+    constexpr bool WG = ATT_WGMMA && D == 64 && SOFTMAX;
+    const int r0g = q0 + (warp >> 2) * 64;
+    if (WG && (att_smem_addr(att_smem) & 1023u)) __trap(); // the swizzle atoms must be 1024-byte aligned
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
@@ -827,9 +832,10 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
     att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
     att_cp_commit();
     att_cp_wait<0>();
+    att_fence_async_smem();
     __syncthreads();
     uint32_t qf[D / 16][4];
-    att_load_afrag<D>(qf, sQ, warp * 16, lane);
+    if (!WG) att_load_afrag<D>(qf, sQ, warp * 16, lane);
 
     // per-row state: j = 0 -> row r0w + g, j = 1 -> row r0w + g + 8
     int row[2] = {r0w + g, r0w + g + 8};
@@ -924,17 +930,24 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
         while (kt < nkt) {
             int n2 = n1 < nkt ? next_tile(n1) : nkt;
             att_cp_wait<1>();
+            att_fence_async_smem();
             __syncthreads();
             load_step(n2, (st + 2) % ATT_STAGES);
 
             const att_bf16* sKb = sK + st * BN * D;
             const att_bf16* sVb = sV + st * BN * D;
-            bool wdo = wactive && kt <= wlast;
-            if (outp && live_ok && wdo) wdo = (sLive[(warp >> 2) * p.trk_words + (kt >> 5)] >> (kt & 31)) & 1u;
+            const bool glive = !(outp && live_ok) || ((sLive[(warp >> 2) * p.trk_words + (kt >> 5)] >> (kt & 31)) & 1u);
+            const bool wdo = glive && wactive && kt <= wlast;
             float mx = -INFINITY;
-            if (wdo) {
-                float s[8][4];
+            float s[8][4];
+            if (WG) {
+                const int glast = CAUSAL ? min(nkt - 1, (r0g + 63) / BN) : nkt - 1;
+                if (glive && r0g < T && kt <= glast) // warpgroup-uniform
+                    att_wgmma_abt64(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
+            } else if (wdo) {
                 att_mma_abt<D>(s, qf, sKb, lane);
+            }
+            if (wdo) {
                 const int k0 = kt * BN;
                 if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
 #pragma unroll
@@ -1247,6 +1260,10 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
     const int r0w = q0 + warp * 16;
     const bool use_mask = !SOFTMAX && p.mask != nullptr;
     const int W = p.mask_words;
+    // D = 64 on sm_90a: S = Q K^T and dP = dO V^T by wgmma, one warpgroup = 64 query rows = one mask half
+    constexpr bool WG = ATT_WGMMA && D == 64;
+    const int r0g = q0 + (warp >> 2) * 64;
+    if (WG && (att_smem_addr(att_smem) & 1023u)) __trap(); // the swizzle atoms must be 1024-byte aligned
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
@@ -1308,8 +1325,10 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
     }
     __syncthreads();
     uint32_t qf[D / 16][4], dof[D / 16][4];
-    att_load_afrag<D>(qf, sQ, warp * 16, lane);
-    att_load_afrag<D>(dof, sdO, warp * 16, lane);
+    if (!WG) {
+        att_load_afrag<D>(qf, sQ, warp * 16, lane);
+        att_load_afrag<D>(dof, sdO, warp * 16, lane);
+    }
     int row[2] = {r0w + g, r0w + g + 8};
     float th[2], dl[2];
 #pragma unroll
@@ -1321,22 +1340,32 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
 #pragma unroll
     for (int i = 0; i < NDT; i++) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
     const int wlast = CAUSAL ? min(nkt - 1, (r0w + 15) / BN) : nkt - 1;
+    const int glast = CAUSAL ? min(nkt - 1, (r0g + 63) / BN) : nkt - 1;
     const uint32_t* sMh = sM + (warp >> 2) * W;
 
     int st = 0;
     while (kt < nkt) {
         int n2 = n1 < nkt ? next_tile(n1) : nkt;
         att_cp_wait<1>();
+        att_fence_async_smem();
         __syncthreads();
         load_step(n2, (st + 2) % ATT_STAGES);
-        bool wdo = r0w < T && kt <= wlast;
-        if (wdo && use_mask) wdo = (sMh[kt >> 5] >> (kt & 31)) & 1u;
-        if (wdo) {
-            const att_bf16* sKb = sKV + 2 * st * BN * D;
-            const att_bf16* sVb = sKb + BN * D;
-            float s[8][4], dp[8][4];
+        const bool glive = !use_mask || ((sMh[kt >> 5] >> (kt & 31)) & 1u);
+        const bool wdo = glive && r0w < T && kt <= wlast;
+        const bool gdo = glive && r0g < T && kt <= glast; // warpgroup-uniform
+        const att_bf16* sKb = sKV + 2 * st * BN * D;
+        const att_bf16* sVb = sKb + BN * D;
+        float s[8][4], dp[8][4];
+        if (WG) {
+            if (gdo) {
+                att_wgmma_abt64(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
+                att_wgmma_abt64(dp, att_smem_addr(sdO + (warp >> 2) * 64 * D), att_smem_addr(sVb));
+            }
+        } else if (wdo) {
             att_mma_abt<D>(s, qf, sKb, lane);
             att_mma_abt<D>(dp, dof, sVb, lane);
+        }
+        if (wdo) {
             const int k0 = kt * BN;
             if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
 #pragma unroll
@@ -1386,7 +1415,9 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
     constexpr int BK = ATT_BKV, BQ = ATT_BQ;
     constexpr int NDT = D / 8;
     constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
-    constexpr bool KV_REGS = D <= 64; // keep K, V A-fragments in registers (D = 128 reads them from smem)
+    // D = 64 on sm_90a: S^T = K Q^T and dP^T = V dO^T by wgmma, one warpgroup = 64 keys = one 64-key tile
+    constexpr bool WG = ATT_WGMMA && D == 64;
+    constexpr bool KV_REGS = D <= 64 && !WG; // mma.sync: K, V A-fragments in registers (D = 128: from smem)
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sK = (att_bf16*)att_smem;
     att_bf16* sV = sK + BK * D;
@@ -1408,6 +1439,8 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
     const int W = p.mask_words;
     const int kt0 = 2 * kb, kt1 = 2 * kb + 1; // 64-key tiles of this CTA
     const int ktw = kt0 + (warp >> 2);        // the one of this warp
+    const int kg0 = k0 + (warp >> 2) * 64;    // first key of this warp's warpgroup
+    if (WG && (att_smem_addr(att_smem) & 1023u)) __trap(); // the swizzle atoms must be 1024-byte aligned
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
@@ -1470,22 +1503,30 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
     while (i < n64) {
         int n2 = n1 < n64 ? next_live(n1 + 1) : n64;
         att_cp_wait<1>();
+        att_fence_async_smem();
         __syncthreads();
         load_step(n2, (st + 2) % ATT_STAGES);
 
         const int i0 = i * BQ;
-        bool wdo = kw0 < T && (!CAUSAL || kw0 <= i0 + BQ - 1);
-        if (wdo && use_mask) wdo = (gm[(long long)i * W + (ktw >> 5)] >> (ktw & 31)) & 1u;
+        const bool glive = !use_mask || ((gm[(long long)i * W + (ktw >> 5)] >> (ktw & 31)) & 1u);
+        const bool wdo = glive && kw0 < T && (!CAUSAL || kw0 <= i0 + BQ - 1);
+        const bool gdo = glive && kg0 < T && (!CAUSAL || kg0 <= i0 + BQ - 1); // warpgroup-uniform
+        const att_bf16* sQb = sQ + st * BQ * D;
+        const att_bf16* sdOb = sdO + st * BQ * D;
+        float s[8][4], dp[8][4];
+        if (WG) {
+            if (gdo) {
+                att_wgmma_abt64(s, att_smem_addr(sK + (warp >> 2) * 64 * D), att_smem_addr(sQb));
+                att_wgmma_abt64(dp, att_smem_addr(sV + (warp >> 2) * 64 * D), att_smem_addr(sdOb));
+            }
+        }
         if (wdo) {
-            const att_bf16* sQb = sQ + st * BQ * D;
-            const att_bf16* sdOb = sdO + st * BQ * D;
             const float* sThb = sTh + st * BQ;
             const float* sDlb = sDl + st * BQ;
-            float s[8][4], dp[8][4];
             if constexpr (KV_REGS) {
                 att_mma_abt<D>(s, kf, sQb, lane);  // S^T = K Q^T  (rows = keys, cols = queries)
                 att_mma_abt<D>(dp, vf, sdOb, lane); // dP^T = V dO^T
-            } else {
+            } else if constexpr (!WG) {
                 att_mma_abt_s<D>(s, sK, warp * 16, sQb, lane);
                 att_mma_abt_s<D>(dp, sV, warp * 16, sdOb, lane);
             }
