@@ -313,6 +313,42 @@ __device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA
 }
 #undef ATT_WG_R4
 
+// B operand read "transposed" (MN-major): B[k][n] = tile row k, column n of a [rows][64] swizzled tile (V, K, Q or
+// dO in P V, dS K, P^T dO, dS^T Q). The atoms are the same 8 rows x 128 bytes; the next 8 k-rows are 1024 bytes
+// on. With n = 64 there is only one atom along n, so the leading (n) and stride (k) offsets are both 1024 bytes.
+__device__ __forceinline__ uint64_t att_wg_desc_mn(uint32_t saddr) {
+    return (uint64_t)((saddr & 0x3FFFFu) >> 4) | (64ull << 16) | (64ull << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void att_wg_fence() {
+#if ATT_WGMMA
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void att_wg_commit_wait() {
+#if ATT_WGMMA
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+// acc (64 x 64 per warpgroup) += A (64 x 16; each warp its 16 rows, in the mma.sync A-fragment order: a[0] row g
+// k 2tq.., a[1] row g+8, a[2] row g k 2tq+8.., a[3] row g+8 k 2tq+8..) * B (16 x 64: tile rows 16kk.. at sB).
+// Issue only: the caller brackets a batch with att_wg_fence() / att_wg_commit_wait() (a must stay untouched).
+#define ATT_WG_R4(i) "+f"(acc[i][0]), "+f"(acc[i][1]), "+f"(acc[i][2]), "+f"(acc[i][3])
+__device__ __forceinline__ void att_wgmma_av64(float (&acc)[8][4], const uint32_t (&a)[4], uint32_t sB) {
+#if ATT_WGMMA
+    uint64_t db = att_wg_desc_mn(sB);
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"
+        : ATT_WG_R4(0), ATT_WG_R4(1), ATT_WG_R4(2), ATT_WG_R4(3),
+          ATT_WG_R4(4), ATT_WG_R4(5), ATT_WG_R4(6), ATT_WG_R4(7)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+#endif
+}
+#undef ATT_WG_R4
+
 // shared-memory writes of this thread (cp.async, st.shared) become visible to wgmma (the async proxy) once every
 // writer has run this and a barrier follows
 __device__ __forceinline__ void att_fence_async_smem() {
@@ -716,7 +752,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                 float s[4][4];
                 if (WG) att_wgmma_abt64(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb + half * 32 * D));
                 else att_mma_abt_s<D, 4>(s, sQ, warp * 16, sKb + half * 32 * D, lane); // Q from smem: registers
-                if (!wdo) continue; // this warp's rows are all before the tile (causal) or past T
+                // (wgmma: every warp of the group goes on; rows before the tile or past T get p = u = 0)
+                if (!WG && !wdo) continue; // this warp's rows are all before the tile (causal) or past T
                 if (k0 + 32 > T || (CAUSAL && k0 + 31 > r0w)) {
 #pragma unroll
                     for (int nt = 0; nt < 4; nt++)
@@ -742,7 +779,15 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                                       att_pack(pv[6], pv[7])};
                     uint32_t ua[4] = {att_pack(uv[0], uv[1]), att_pack(uv[2], uv[3]), att_pack(uv[4], uv[5]),
                                       att_pack(uv[6], uv[7])};
-                    att_mma_av2<D>(oacc, o2acc, pa, ua, sVb, 2 * half + kk, lane);
+                    if constexpr (WG) {
+                        const uint32_t vrow = att_smem_addr(sVb + (2 * half + kk) * 16 * D);
+                        att_wg_fence();
+                        att_wgmma_av64(oacc, pa, vrow);
+                        att_wgmma_av64(o2acc, ua, vrow);
+                        att_wg_commit_wait();
+                    } else {
+                        att_mma_av2<D>(oacc, o2acc, pa, ua, sVb, 2 * half + kk, lane);
+                    }
                 }
             }
         }
@@ -1365,7 +1410,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
             att_mma_abt<D>(s, qf, sKb, lane);
             att_mma_abt<D>(dp, dof, sVb, lane);
         }
-        if (wdo) {
+        if (WG ? gdo : wdo) { // (wgmma: every warp of the group; rows before the tile or past T get dS = 0)
             const int k0 = kt * BN;
             if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
 #pragma unroll
@@ -1389,7 +1434,13 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
                 }
                 uint32_t da[4] = {att_pack(dsv[0], dsv[1]), att_pack(dsv[2], dsv[3]), att_pack(dsv[4], dsv[5]),
                                   att_pack(dsv[6], dsv[7])};
-                att_mma_av<D>(dq, da, sKb, kk, lane); // dQ += dS K
+                if constexpr (WG) { // dQ += dS K
+                    att_wg_fence();
+                    att_wgmma_av64(dq, da, att_smem_addr(sKb + kk * 16 * D));
+                    att_wg_commit_wait();
+                } else {
+                    att_mma_av<D>(dq, da, sKb, kk, lane); // dQ += dS K
+                }
             }
         }
         st = st == ATT_STAGES - 1 ? 0 : st + 1;
@@ -1520,7 +1571,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
                 att_wgmma_abt64(dp, att_smem_addr(sV + (warp >> 2) * 64 * D), att_smem_addr(sdOb));
             }
         }
-        if (wdo) {
+        if (WG ? gdo : wdo) { // (wgmma: every warp of the group; keys after the queries or past T get p = dS = 0)
             const float* sThb = sTh + st * BQ;
             const float* sDlb = sDl + st * BQ;
             if constexpr (KV_REGS) {
@@ -1569,8 +1620,15 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
                                   att_pack(pv[6], pv[7])};
                 uint32_t da[4] = {att_pack(dsv[0], dsv[1]), att_pack(dsv[2], dsv[3]), att_pack(dsv[4], dsv[5]),
                                   att_pack(dsv[6], dsv[7])};
-                att_mma_av<D>(dv, pa, sdOb, kk, lane); // dV += P^T dO
-                att_mma_av<D>(dk, da, sQb, kk, lane);  // dK += dS^T Q
+                if constexpr (WG) {
+                    att_wg_fence();
+                    att_wgmma_av64(dv, pa, att_smem_addr(sdOb + kk * 16 * D)); // dV += P^T dO
+                    att_wgmma_av64(dk, da, att_smem_addr(sQb + kk * 16 * D));  // dK += dS^T Q
+                    att_wg_commit_wait();
+                } else {
+                    att_mma_av<D>(dv, pa, sdOb, kk, lane); // dV += P^T dO
+                    att_mma_av<D>(dk, da, sQb, kk, lane);  // dK += dS^T Q
+                }
             }
         }
         st = st == ATT_STAGES - 1 ? 0 : st + 1;
