@@ -1,7 +1,9 @@
 /*
  attention.cuh: alpha-entmax flash attention ("adaptive sparse flash attention", AdaSplash, ICML 2025) for the
- GPT-2 trainer, with softmax (alpha = 1) in the same kernel family. bf16 in/out, fp32 accumulation, tensor cores
- (mma.sync m16n8k16 + ldmatrix + cp.async). sm_80 and newer (no sm_90a-only code).
+ GPT-2 trainer, with softmax (alpha = 1) in the same kernel family. bf16 in/out, fp32 accumulation, tensor cores,
+ cp.async tile loads. Built for sm_90a (H100; the Makefile's choice for compute capability 9.0) every product of
+ D = 64 runs on wgmma (warpgroup MMA: Q K^T-type products read both operands from shared memory, P V-type products
+ take P from registers); for D = 128 and on sm_80+ the same kernels use mma.sync m16n8k16 + ldmatrix.
 
  Math (one query row i; the elementwise math lives in entmax.h, folded at compile time per EntmaxKind):
    s_ij = q_i.k_j / sqrt(D)                    raw MMA dot acc_ij, s = acc * scale
@@ -18,11 +20,14 @@
                      (entmax_sums_add) at the current theta, then entmax_tau_step (safeguarded Halley-bisection);
                      a CTA stops early when every row has |f| <= 1e-6. The last pass records max_j x_ij per
                      (warp, key tile) so that tiles with every x <= 0 at the final theta are known ("dead").
-                     Writes stat = theta and the tile mask. Under 128 registers: 2 CTAs per SM.
-   attn_fwd_kernel   output pass over the live tiles: O, O2, sum p, sum u. If some row has |sum p - 1| > 1e-3
-                     (dense rows, bad init: rare) the CTA solves tau itself (max + niter+2 passes) and redoes the
-                     output pass, so results are converged to ~1e-3 in f while the common case costs 1 + niter
-                     + 1 passes over K. Softmax (alpha = 1) is this kernel alone, one online-softmax pass.
+                     After niter passes it goes on (up to niter + 6) while some row has |f| > tol_cont (flat
+                     rows, e.g. at initialisation). Writes stat = theta and the tile mask. 2 CTAs per SM.
+   attn_out_kernel   (entmax) output pass over the live tiles: O, O2, sum p, sum u; 2 CTAs per SM at D = 64.
+                     A row with |sum p - 1| > 1e-3 gets stat = NaN instead of O (rare), and
+   attn_fwd_kernel   in redo mode (a small grid that scans stat for NaN) solves those 128-row tiles from scratch
+                     (max + up to niter_redo passes, output pass, more passes if needed). So results are converged to
+                     ~1e-3 in f while the common case costs 1 + niter + 1 passes over K. Softmax (alpha = 1) is
+                     attn_fwd_kernel alone, one online-softmax pass.
  Backward (FA2-style recomputation, deterministic: no float atomics):
    dq kernel    delta_i = dO_i . O2_i (written for the next kernel); for every live key tile:
                 S = Q K^T, dP = dO V^T, dS = u (dP - delta), dQ += dS K
@@ -58,8 +63,10 @@ typedef struct {
     int B, T, H, D;            // D in {64, 128}; any B, T, H >= 1
     float alpha;               // [1, 2]; 1 = softmax, 1.5 and 2 have specialised paths
     int causal;                // 1 = causal (key j visible to query i iff j <= i)
-    int niter;                 // tau passes before the output pass (more while rows are far from converged,
-                               // up to niter + 6); 0 = default for alpha (1.5: 3, else 5)
+    int niter;                 // tau passes before the output pass. > 0: at least niter, more (up to niter + 6)
+                               // while rows are far from converged; < 0: exactly -niter (a fixed-iteration solver,
+                               // e.g. to compare with AdaSplash's niter); 0 = default for alpha (1.5: 3, else 5).
+                               // Rows still off after the output pass (|sum p - 1| > 1e-3) are solved again.
     AttnTensor q, k, v;        // inputs (forward and backward)
     AttnTensor o;              // forward output
     AttnTensor o2;             // entmax: forward writes O2 if o2.ptr != NULL (training), backward reads it.
@@ -421,6 +428,7 @@ typedef struct {
     int trk_words;       // words of the smem live bitmaps
     int from_tau;        // attn_fwd_kernel: redo mode (after attn_tau_kernel + attn_out_kernel)
     int niter_cap;       // attn_tau_kernel: at most this many theta passes
+    int niter_redo;      // attn_fwd_kernel redo mode: theta passes of the fresh solve
     float tol_cont;      // attn_tau_kernel: after niter passes, go on while some row has |f| > tol_cont
     float alpha, a, c, sl2, scale;
 } AttnFwdParams;
@@ -838,7 +846,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
 // forward, kernel 3: every pass in one kernel (row max, theta passes, output pass; softmax: the online-softmax
 // output pass). This is the whole softmax forward and the split = 0 entmax forward of dev/cuda. With
 // p.from_tau (redo mode, after attn_out_kernel) a CTA runs only if one of its rows has stat = NaN: it then
-// solves theta from scratch with two more passes than p.niter and rewrites O, O2, stat and its mask rows.
+// solves theta from scratch (p.niter_redo passes at most) and rewrites O, O2, stat and its mask rows.
 
 template <int KIND, int D, bool CAUSAL>
 __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int qt, const int bh) {
@@ -922,7 +930,7 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
     };
     if (!SOFTMAX && p.from_tau) {
         // redo mode (attn_out_kernel flagged a row of this tile): solve theta from scratch
-        niter = p.niter + 2;
+        niter = p.niter_redo;
         redo = 1; // a further miss gets one more theta pass, not another restart
         if (p.mask != nullptr) {
             // the dead tiles attn_tau_kernel counted for these mask rows (the epilogue adds the difference)
@@ -1766,8 +1774,9 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
     p.stat = a->stat;
     p.stats = a->stats;
     p.H = a->H; p.T = a->T;
-    p.niter = a->niter > 0 ? a->niter : attention_default_niter(a->alpha);
-    p.niter_cap = p.niter + 6;
+    p.niter = a->niter > 0 ? a->niter : a->niter < 0 ? -a->niter : attention_default_niter(a->alpha);
+    p.niter_cap = a->niter < 0 ? p.niter : p.niter + 6;
+    p.niter_redo = (p.niter > attention_default_niter(a->alpha) ? p.niter : attention_default_niter(a->alpha)) + 6;
     // the smallest |f(tau_k)| followed by |f(tau_k+1)| > 1e-3, over N(0, sigma^2) score rows, sigma 0.02..8,
     // n 2..4096, and the k where the kernel may stop (k >= niter - 1; `build/entmax_iterations stop`, see
     // doc/entmax-iterations.md): 0.2 for alpha <= 1.5, 0.030 for 1.75, 0.0086 for 2. tol_cont stays well under
