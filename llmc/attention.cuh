@@ -412,6 +412,17 @@ __device__ __forceinline__ int att_next_bit(const uint32_t* bits, int from, int 
     return n;
 }
 
+// the tile-mask rows of the 64-query tiles 2qt and 2qt+1 (one 128-row CTA) into shared memory:
+// s[0..W) = row 2qt, s[W..2W) = row 2qt+1, s[2W..3W) = either (the caller syncs)
+__device__ __forceinline__ void att_load_mask_rows(uint32_t* s, const uint32_t* mask, int bh, int n64, int qt, int W,
+                                                   int tid) {
+    for (int wd = tid; wd < W; wd += ATT_THREADS) {
+        uint32_t m0 = mask[((long long)bh * n64 + 2 * qt) * W + wd];
+        uint32_t m1 = 2 * qt + 1 < n64 ? mask[((long long)bh * n64 + 2 * qt + 1) * W + wd] : 0u;
+        s[wd] = m0; s[W + wd] = m1; s[2 * W + wd] = m0 | m1;
+    }
+}
+
 // ----------------------------------------------------------------------------------------------------------
 // kernel parameters
 
@@ -704,13 +715,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
 
     att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
     att_cp_commit();
-    if (live_ok) {
-        for (int wd = tid; wd < W; wd += ATT_THREADS) {
-            uint32_t m0 = p.mask[((long long)bh * p.n64 + 2 * qt) * W + wd];
-            uint32_t m1 = 2 * qt + 1 < p.n64 ? p.mask[((long long)bh * p.n64 + 2 * qt + 1) * W + wd] : 0u;
-            sLive[wd] = m0; sLive[W + wd] = m1; sLive[2 * W + wd] = m0 | m1;
-        }
-    }
+    if (live_ok) att_load_mask_rows(sLive, p.mask, bh, p.n64, qt, W, tid);
     const int row[2] = {r0w + g, r0w + g + 8};
     const bool rvalid[2] = {row[0] < T, row[1] < T};
     float th[2];
@@ -934,12 +939,7 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
         redo = 1; // a further miss gets one more theta pass, not another restart
         if (p.mask != nullptr) {
             // the dead tiles attn_tau_kernel counted for these mask rows (the epilogue adds the difference)
-            const int W = p.mask_words;
-            for (int wd = tid; wd < W; wd += ATT_THREADS) {
-                uint32_t m0 = p.mask[((long long)bh * p.n64 + 2 * qt) * W + wd];
-                uint32_t m1 = 2 * qt + 1 < p.n64 ? p.mask[((long long)bh * p.n64 + 2 * qt + 1) * W + wd] : 0u;
-                sLive[wd] = m0; sLive[W + wd] = m1; sLive[2 * W + wd] = m0 | m1;
-            }
+            att_load_mask_rows(sLive, p.mask, bh, p.n64, qt, p.mask_words, tid);
             __syncthreads();
             if (tid == 0 && p.stats != nullptr) {
                 unsigned long long tot = 0;
@@ -1328,14 +1328,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
     att_load_tile<BM, D>(sdO, gdo, p.do_st, q0, T, tid);
     att_load_tile<BM, D>(sO2, go2, p.o2_st, q0, T, tid);
     att_cp_commit();
-    if (use_mask) {
-        for (int wd = tid; wd < W; wd += ATT_THREADS) {
-            int i0 = 2 * qt, i1 = 2 * qt + 1;
-            uint32_t m0 = p.mask[((long long)bh * p.n64 + i0) * W + wd];
-            uint32_t m1 = i1 < p.n64 ? p.mask[((long long)bh * p.n64 + i1) * W + wd] : 0u;
-            sM[wd] = m0; sM[W + wd] = m1; sM[2 * W + wd] = m0 | m1;
-        }
-    }
+    if (use_mask) att_load_mask_rows(sM, p.mask, bh, p.n64, qt, W, tid);
     __syncthreads();
     // 3-stage ring over the live key tiles: kt (current), n1, then n2 loaded two steps ahead
     auto next_tile = [&](int t) -> int { return use_mask ? att_next_bit(sM + 2 * W, t + 1, nkt) : t + 1; };
@@ -1703,52 +1696,29 @@ static inline int attn_set_smem(K kernel, int bytes) {
     return ATTN_OK;
 }
 
-// one launcher per kernel instantiation; attn_pick() maps the runtime (kind, D, causal) to it
-template <int KIND, int D, bool C>
-static int attn_launch_fwd(const AttnFwdParams& p, dim3 grid, int smem, cudaStream_t s) {
-    int err = attn_set_smem(attn_fwd_kernel<KIND, D, C>, smem);
-    if (!err) attn_fwd_kernel<KIND, D, C><<<grid, ATT_THREADS, smem, s>>>(p);
+// attn_pick_<kernel>(kind, D, causal) maps the runtime (kind, D, causal) to the kernel instantiation;
+// attn_launch() sets its shared memory limit and launches it
+template <typename P>
+static int attn_launch(void (*kernel)(P), const P& p, dim3 grid, int smem, cudaStream_t s) {
+    int err = attn_set_smem(kernel, smem);
+    if (!err) kernel<<<grid, ATT_THREADS, smem, s>>>(p);
     return err;
 }
-template <int KIND, int D, bool C>
-static int attn_launch_tau(const AttnFwdParams& p, dim3 grid, int smem, cudaStream_t s) {
-    int err = attn_set_smem(attn_tau_kernel<KIND, D, C>, smem);
-    if (!err) attn_tau_kernel<KIND, D, C><<<grid, ATT_THREADS, smem, s>>>(p);
-    return err;
-}
-template <int KIND, int D, bool C>
-static int attn_launch_out(const AttnFwdParams& p, dim3 grid, int smem, cudaStream_t s) {
-    int err = attn_set_smem(attn_out_kernel<KIND, D, C>, smem);
-    if (!err) attn_out_kernel<KIND, D, C><<<grid, ATT_THREADS, smem, s>>>(p);
-    return err;
-}
-template <int KIND, int D, bool C>
-static int attn_launch_dq(const AttnBwdParams& p, dim3 grid, int smem, cudaStream_t s) {
-    int err = attn_set_smem(attn_bwd_dq_kernel<KIND, D, C>, smem);
-    if (!err) attn_bwd_dq_kernel<KIND, D, C><<<grid, ATT_THREADS, smem, s>>>(p);
-    return err;
-}
-template <int KIND, int D, bool C>
-static int attn_launch_dkdv(const AttnBwdParams& p, dim3 grid, int smem, cudaStream_t s) {
-    int err = attn_set_smem(attn_bwd_dkdv_kernel<KIND, D, C>, smem);
-    if (!err) attn_bwd_dkdv_kernel<KIND, D, C><<<grid, ATT_THREADS, smem, s>>>(p);
-    return err;
-}
-#define ATT_PICK(fn, P)                                                                                      \
-    static inline int (*attn_pick_##fn(int kind, int D, int causal))(const P&, dim3, int, cudaStream_t) {    \
+#define ATT_PICK(kern, P)                                                                                    \
+    static inline void (*attn_pick_##kern(int kind, int D, int causal))(P) {                                 \
         int i = kind * 4 + (D == 128 ? 2 : 0) + (causal ? 1 : 0);                                            \
-        int (*t[16])(const P&, dim3, int, cudaStream_t) = {                                                  \
-            fn<0, 64, false>, fn<0, 64, true>, fn<0, 128, false>, fn<0, 128, true>,                          \
-            fn<1, 64, false>, fn<1, 64, true>, fn<1, 128, false>, fn<1, 128, true>,                          \
-            fn<2, 64, false>, fn<2, 64, true>, fn<2, 128, false>, fn<2, 128, true>,                          \
-            fn<3, 64, false>, fn<3, 64, true>, fn<3, 128, false>, fn<3, 128, true>};                         \
+        void (*t[16])(P) = {                                                                                 \
+            kern<0, 64, false>, kern<0, 64, true>, kern<0, 128, false>, kern<0, 128, true>,                  \
+            kern<1, 64, false>, kern<1, 64, true>, kern<1, 128, false>, kern<1, 128, true>,                  \
+            kern<2, 64, false>, kern<2, 64, true>, kern<2, 128, false>, kern<2, 128, true>,                  \
+            kern<3, 64, false>, kern<3, 64, true>, kern<3, 128, false>, kern<3, 128, true>};                 \
         return t[i];                                                                                         \
     }
-ATT_PICK(attn_launch_fwd, AttnFwdParams)
-ATT_PICK(attn_launch_tau, AttnFwdParams)
-ATT_PICK(attn_launch_out, AttnFwdParams)
-ATT_PICK(attn_launch_dq, AttnBwdParams)
-ATT_PICK(attn_launch_dkdv, AttnBwdParams)
+ATT_PICK(attn_fwd_kernel, AttnFwdParams)
+ATT_PICK(attn_tau_kernel, AttnFwdParams)
+ATT_PICK(attn_out_kernel, AttnFwdParams)
+ATT_PICK(attn_bwd_dq_kernel, AttnBwdParams)
+ATT_PICK(attn_bwd_dkdv_kernel, AttnBwdParams)
 #undef ATT_PICK
 
 // Forward: writes o, stat, o2 (if given), mask (if given), stats (if given). Returns ATTN_OK or an error code.
@@ -1801,10 +1771,10 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
     if (em.kind != ENTMAX_SOFTMAX && split) {
         int smem_tau = (ATT_BM * D + ATT_STAGES * ATT_BN * D) * 2 + ATT_WARPS * 4 + (p.track ? ATT_WARPS * p.n64 * 4 : 0);
         dim3 grid_tau = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
-        err = attn_pick_attn_launch_tau(em.kind, D, a->causal)(p, grid_tau, smem_tau, stream);
+        err = attn_launch(attn_pick_attn_tau_kernel(em.kind, D, a->causal), p, grid_tau, smem_tau, stream);
         if (err) return err;
         int smem_out = (ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + (p.mask ? 3 * p.mask_words * 4 : 0);
-        err = attn_pick_attn_launch_out(em.kind, D, a->causal)(p, grid, smem_out, stream);
+        err = attn_launch(attn_pick_attn_out_kernel(em.kind, D, a->causal), p, grid, smem_out, stream);
         if (err) return err;
         // redo pass: a grid of about two CTAs per SM (few or no tiles need it)
         p.from_tau = 1;
@@ -1813,7 +1783,7 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
         long long chunks = ((long long)p.BH * ((a->T + ATT_BM - 1) / ATT_BM) + 31) / 32;
         grid = dim3((unsigned)(chunks < 2 * nsm ? chunks : 2 * nsm), 1, 1);
     }
-    err = attn_pick_attn_launch_fwd(em.kind, D, a->causal)(p, grid, smem, stream);
+    err = attn_launch(attn_pick_attn_fwd_kernel(em.kind, D, a->causal), p, grid, smem, stream);
     if (err) return err;
     return cudaGetLastError() == cudaSuccess ? ATTN_OK : ATTN_ERR_CUDA;
 }
@@ -1858,9 +1828,9 @@ static inline int attention_backward(const AttnArgs* a, cudaStream_t stream) {
     p.BH = a->B * a->H;
     dim3 grid_dq = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
     dim3 grid_kv = attn_grid((a->T + ATT_BKV - 1) / ATT_BKV, p.BH);
-    err = attn_pick_attn_launch_dq(em.kind, D, a->causal)(p, grid_dq, smem_dq, stream);
+    err = attn_launch(attn_pick_attn_bwd_dq_kernel(em.kind, D, a->causal), p, grid_dq, smem_dq, stream);
     if (err) return err;
-    err = attn_pick_attn_launch_dkdv(em.kind, D, a->causal)(p, grid_kv, smem_kv, stream);
+    err = attn_launch(attn_pick_attn_bwd_dkdv_kernel(em.kind, D, a->causal), p, grid_kv, smem_kv, stream);
     if (err) return err;
     return cudaGetLastError() == cudaSuccess ? ATTN_OK : ATTN_ERR_CUDA;
 }
