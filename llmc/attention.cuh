@@ -423,6 +423,37 @@ __device__ __forceinline__ void att_load_mask_rows(uint32_t* s, const uint32_t* 
     }
 }
 
+// Geometry of query tile qt (ATT_BM = 128 rows, key tiles of ATT_BN = 64) for one warp (16 rows) and for its
+// warpgroup (64 rows, the unit of wgmma): the first row, whether any row is < T, and the last key tile any of
+// its rows sees (causal: the one holding its last row).
+typedef struct {
+    int q0, nkt;      // first row of the tile; key tiles the tile attends to
+    int r0w, wlast;   // this warp
+    bool wactive;
+    int glast;        // this warp's warpgroup
+    bool gactive;
+} AttQTile;
+template <bool CAUSAL>
+__device__ __forceinline__ AttQTile att_qtile(int T, int qt, int warp) {
+    AttQTile t;
+    t.q0 = qt * ATT_BM;
+    const int kend = CAUSAL ? min(T, t.q0 + ATT_BM) : T;
+    t.nkt = (kend + ATT_BN - 1) / ATT_BN;
+    t.r0w = t.q0 + warp * 16;
+    t.wactive = t.r0w < T;
+    t.wlast = CAUSAL ? min(t.nkt - 1, (t.r0w + 15) / ATT_BN) : t.nkt - 1;
+    const int r0g = t.q0 + (warp >> 2) * 64;
+    t.gactive = r0g < T;
+    t.glast = CAUSAL ? min(t.nkt - 1, (r0g + 63) / ATT_BN) : t.nkt - 1;
+    return t;
+}
+
+// wgmma reads the 128-byte-swizzled tiles correctly only if their atoms are 1024-byte aligned (the dynamic shared
+// memory starts there when a kernel has no static shared memory): fail loudly otherwise
+__device__ __forceinline__ void att_wg_check_align(const void* smem) {
+    if (att_smem_addr(smem) & 1023u) __trap();
+}
+
 // ----------------------------------------------------------------------------------------------------------
 // kernel parameters
 
@@ -481,20 +512,14 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     const int T = p.T;
     const int nq = (T + BM - 1) / BM;
     const int qt = nq - 1 - (int)blockIdx.x; // heavy (causal) tiles of a head first
-    const int q0 = qt * BM;
-    const int kend = CAUSAL ? min(T, q0 + BM) : T;
-    const int nkt = (kend + BN - 1) / BN;
-    const int r0w = q0 + warp * 16;
-    const bool wactive = r0w < T;
-    const int wlast = CAUSAL ? min(nkt - 1, (r0w + 15) / BN) : nkt - 1;
+    const AttQTile qg = att_qtile<CAUSAL>(T, qt, warp);
+    const int q0 = qg.q0, nkt = qg.nkt, r0w = qg.r0w, wlast = qg.wlast, glast = qg.glast;
+    const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool track = p.track;
     const float c = p.c, a = p.a;
     // D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows (warps 4wg..4wg+3)
     constexpr bool WG = ATT_WGMMA && D == 64;
-    const int r0g = q0 + (warp >> 2) * 64;
-    const bool gactive = r0g < T;
-    const int glast = CAUSAL ? min(nkt - 1, (r0g + 63) / BN) : nkt - 1;
-    if (WG && (att_smem_addr(att_smem) & 1023u)) __trap(); // the swizzle atoms must be 1024-byte aligned
+    if (WG) att_wg_check_align(att_smem);
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
@@ -693,19 +718,13 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     const int T = p.T;
     const int nq = (T + BM - 1) / BM;
     const int qt = nq - 1 - (int)blockIdx.x; // heavy (causal) tiles of a head first
-    const int q0 = qt * BM;
-    const int kend = CAUSAL ? min(T, q0 + BM) : T;
-    const int nkt = (kend + BN - 1) / BN;
-    const int r0w = q0 + warp * 16;
-    const bool wactive = r0w < T;
-    const int wlast = CAUSAL ? min(nkt - 1, (r0w + 15) / BN) : nkt - 1;
+    const AttQTile qg = att_qtile<CAUSAL>(T, qt, warp);
+    const int q0 = qg.q0, nkt = qg.nkt, r0w = qg.r0w, wlast = qg.wlast, glast = qg.glast;
+    const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool live_ok = p.mask != nullptr;
     // D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows = one mask half (warps 4wg..4wg+3)
     constexpr bool WG = ATT_WGMMA && D == 64;
-    const int r0g = q0 + (warp >> 2) * 64;
-    const bool gactive = r0g < T;
-    const int glast = CAUSAL ? min(nkt - 1, (r0g + 63) / BN) : nkt - 1;
-    if (WG && (att_smem_addr(att_smem) & 1023u)) __trap(); // the swizzle atoms must be 1024-byte aligned
+    if (WG) att_wg_check_align(att_smem);
     const int W = p.mask_words;
     const float c = p.c, a = p.a;
 
@@ -871,16 +890,14 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
     const int b = bh / p.H, h = bh - b * p.H;
     const int T = p.T;
-    const int q0 = qt * BM;
-    const int kend = CAUSAL ? min(T, q0 + BM) : T;
-    const int nkt = (kend + BN - 1) / BN;
-    const int r0w = q0 + warp * 16; // first row of this warp
+    const AttQTile qg = att_qtile<CAUSAL>(T, qt, warp);
+    const int q0 = qg.q0, nkt = qg.nkt, r0w = qg.r0w, wlast = qg.wlast, glast = qg.glast;
+    const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool track = !SOFTMAX && p.track;
     // softmax, D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows. (The entmax redo mode of
     // this kernel has static shared memory in front of the tiles, so they are not 1024-byte aligned there.)
     constexpr bool WG = ATT_WGMMA && D == 64 && SOFTMAX;
-    const int r0g = q0 + (warp >> 2) * 64;
-    if (WG && (att_smem_addr(att_smem) & 1023u)) __trap(); // the swizzle atoms must be 1024-byte aligned
+    if (WG) att_wg_check_align(att_smem);
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
@@ -912,8 +929,6 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
     int phase = SOFTMAX ? PH_OUT : PH_MAX;
     int it = 0, redo = 0;
     int niter = p.niter;
-    const int wlast = CAUSAL ? min(nkt - 1, (r0w + 15) / BN) : nkt - 1; // last key tile this warp sees
-    const bool wactive = r0w < T;
     // live_ok: sLive holds the tile liveness of the coming output pass (half rows + either)
     bool live_ok = false, own_live = false;
     unsigned long long old_dead = 0;
@@ -994,8 +1009,7 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
             float mx = -INFINITY;
             float s[8][4];
             if (WG) {
-                const int glast = CAUSAL ? min(nkt - 1, (r0g + 63) / BN) : nkt - 1;
-                if (glive && r0g < T && kt <= glast) // warpgroup-uniform
+                if (glive && gactive && kt <= glast) // warpgroup-uniform
                     att_wgmma_abt64(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
             } else if (wdo) {
                 att_mma_abt<D>(s, qf, sKb, lane);
@@ -1307,16 +1321,14 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
     const int T = p.T;
     const int nq = (T + BM - 1) / BM;
     const int qt = nq - 1 - (int)blockIdx.x; // heavy (causal) tiles of a head first
-    const int q0 = qt * BM;
-    const int kend = CAUSAL ? min(T, q0 + BM) : T;
-    const int nkt = (kend + BN - 1) / BN;
-    const int r0w = q0 + warp * 16;
+    const AttQTile qg = att_qtile<CAUSAL>(T, qt, warp);
+    const int q0 = qg.q0, nkt = qg.nkt, r0w = qg.r0w, wlast = qg.wlast, glast = qg.glast;
+    const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool use_mask = !SOFTMAX && p.mask != nullptr;
     const int W = p.mask_words;
     // D = 64 on sm_90a: S = Q K^T and dP = dO V^T by wgmma, one warpgroup = 64 query rows = one mask half
     constexpr bool WG = ATT_WGMMA && D == 64;
-    const int r0g = q0 + (warp >> 2) * 64;
-    if (WG && (att_smem_addr(att_smem) & 1023u)) __trap(); // the swizzle atoms must be 1024-byte aligned
+    if (WG) att_wg_check_align(att_smem);
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
@@ -1385,8 +1397,6 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
     float dq[NDT][4];
 #pragma unroll
     for (int i = 0; i < NDT; i++) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
-    const int wlast = CAUSAL ? min(nkt - 1, (r0w + 15) / BN) : nkt - 1;
-    const int glast = CAUSAL ? min(nkt - 1, (r0g + 63) / BN) : nkt - 1;
     const uint32_t* sMh = sM + (warp >> 2) * W;
 
     int st = 0;
@@ -1397,8 +1407,8 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
         __syncthreads();
         load_step(n2, (st + 2) % ATT_STAGES);
         const bool glive = !use_mask || ((sMh[kt >> 5] >> (kt & 31)) & 1u);
-        const bool wdo = glive && r0w < T && kt <= wlast;
-        const bool gdo = glive && r0g < T && kt <= glast; // warpgroup-uniform
+        const bool wdo = glive && wactive && kt <= wlast;
+        const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
         const att_bf16* sKb = sKV + 2 * st * BN * D;
         const att_bf16* sVb = sKb + BN * D;
         float s[8][4], dp[8][4];
@@ -1492,7 +1502,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
     const int kt0 = 2 * kb, kt1 = 2 * kb + 1; // 64-key tiles of this CTA
     const int ktw = kt0 + (warp >> 2);        // the one of this warp
     const int kg0 = k0 + (warp >> 2) * 64;    // first key of this warp's warpgroup
-    if (WG && (att_smem_addr(att_smem) & 1023u)) __trap(); // the swizzle atoms must be 1024-byte aligned
+    if (WG) att_wg_check_align(att_smem);
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
