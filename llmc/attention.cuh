@@ -278,24 +278,55 @@ __device__ __forceinline__ void att_mma_av2(float (&acc)[D / 8][4], float (&acc2
 // descriptor of a K-major, 128-byte-swizzled bf16 operand at shared address saddr (1024-byte aligned atoms):
 // start >> 4 (bits 0-13), leading offset 1 (unused with this swizzle), stride 1024 B >> 4 between 8-row groups
 // (bits 32-45), swizzle mode 1 = 128B (bits 62-63)
-__device__ __forceinline__ uint64_t att_wg_desc(uint32_t saddr) {
-    return (uint64_t)((saddr & 0x3FFFFu) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
+// The high word is a constant, and the k steps of one tile only move the start field (+2 per 32 bytes: the field
+// is < 0x3900 for any shared address, so the add never carries out of it), so callers build the low word once.
+#define ATT_WG_DESC_HI ((64ull << 32) | (1ull << 62))
+__device__ __forceinline__ uint32_t att_wg_desc_lo(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | (1u << 16); }
+
+__device__ __forceinline__ void att_wg_fence() {
+#if ATT_WGMMA
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void att_wg_commit_wait() {
+#if ATT_WGMMA
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+// Register A operands of an issued batch must not be reused by the compiler before the wait: call this on them
+// right after att_wg_commit_wait(). The empty asm "reads and writes" every register, so they stay live until here.
+template <int N, int M>
+__device__ __forceinline__ void att_wg_keep(uint32_t (&r)[N][M]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int j = 0; j < M; j++) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+// the same for accumulators read right after the wait (keeps those reads below it)
+template <int N, int M>
+__device__ __forceinline__ void att_wg_keep(float (&r)[N][M]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int j = 0; j < M; j++) asm volatile("" : "+f"(r[i][j])::"memory");
 }
 
 // acc (64 x 8NT per warpgroup, NT = 8 or 4) = A (64 x 64, rows of sA) * B^T (B = 8NT rows of sB); both
 // [rows][64] swizzled bf16. Every thread of the warpgroup must call it (the instructions are .sync.aligned).
-// Returns with the result in acc.
+// att_wgmma_abt64_issue only issues (the caller brackets a batch with att_wg_fence() / att_wg_commit_wait());
+// att_wgmma_abt64 returns with the result in acc.
 #define ATT_WG_R4(i) "+f"(acc[i][0]), "+f"(acc[i][1]), "+f"(acc[i][2]), "+f"(acc[i][3])
 template <int NT>
-__device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
+__device__ __forceinline__ void att_wgmma_abt64_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
     static_assert(NT == 8 || NT == 4, "n = 64 or 32");
 #if ATT_WGMMA
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+    const uint32_t alo = att_wg_desc_lo(sA), blo = att_wg_desc_lo(sB);
 #pragma unroll
     for (int ks = 0; ks < 4; ks++) {
         // k step ks = bytes 32ks..32ks+31 of each (logical) row: the start address moves, the swizzle follows.
         // ks = 0 overwrites acc (scale-d = 0), later steps accumulate.
-        uint64_t da = att_wg_desc(sA + 32 * ks), db = att_wg_desc(sB + 32 * ks);
+        uint64_t da = ATT_WG_DESC_HI | (alo + 2 * ks), db = ATT_WG_DESC_HI | (blo + 2 * ks);
         if constexpr (NT == 8) {
             asm volatile(
                 "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
@@ -314,28 +345,22 @@ __device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA
                 : "l"(da), "l"(db), "r"(ks));
         }
     }
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #endif
 }
 #undef ATT_WG_R4
+template <int NT>
+__device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
+    att_wg_fence();
+    att_wgmma_abt64_issue(acc, sA, sB);
+    att_wg_commit_wait();
+    att_wg_keep(acc);
+}
 
 // B operand read "transposed" (MN-major): B[k][n] = tile row k, column n of a [rows][64] swizzled tile (V, K, Q or
 // dO in P V, dS K, P^T dO, dS^T Q). The atoms are the same 8 rows x 128 bytes; the next 8 k-rows are 1024 bytes
 // on. With n = 64 there is only one atom along n, so the leading (n) and stride (k) offsets are both 1024 bytes.
 __device__ __forceinline__ uint64_t att_wg_desc_mn(uint32_t saddr) {
     return (uint64_t)((saddr & 0x3FFFFu) >> 4) | (64ull << 16) | (64ull << 32) | (1ull << 62);
-}
-__device__ __forceinline__ void att_wg_fence() {
-#if ATT_WGMMA
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void att_wg_commit_wait() {
-#if ATT_WGMMA
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-#endif
 }
 // acc (64 x 64 per warpgroup) += A (64 x 16; each warp its 16 rows, in the mma.sync A-fragment order: a[0] row g
 // k 2tq.., a[1] row g+8, a[2] row g k 2tq+8.., a[3] row g+8 k 2tq+8..) * B (16 x 64: tile rows 16kk.. at sB).
@@ -523,13 +548,17 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
-    // step s of the flat (pass, tile) sequence uses tile s % nkt and stage s % 3
+    // step s of the flat (pass, tile) sequence uses tile s % nkt and stage s % 3; the loads run two steps ahead
+    // (ld_tile, ld_stage: tile and stage of step s + 2), counters instead of divisions
     att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
     att_cp_commit();
     att_load_tile<BN, D>(sK, gk, p.k_st, 0, T, tid);
     att_cp_commit();
-    att_load_tile<BN, D>(sK + BN * D, gk, p.k_st, (1 % nkt) * BN, T, tid);
+    int ld_tile = nkt > 1 ? 1 : 0;
+    att_load_tile<BN, D>(sK + BN * D, gk, p.k_st, ld_tile * BN, T, tid);
     att_cp_commit();
+    ld_tile = ld_tile + 1 == nkt ? 0 : ld_tile + 1;
+    int ld_stage = 2, stage = 0;
     att_cp_wait<2>();
     att_fence_async_smem();
     __syncthreads();
@@ -541,7 +570,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     float mrow[2] = {-INFINITY, -INFINITY}, th[2] = {0.0f, 0.0f}, th_eval[2] = {0.0f, 0.0f};
     EntmaxTau tt[2];
     EntmaxSums sums[2][2]; // [row][n8 tile parity]: two independent accumulation chains per row (ILP)
-    int step = 0, it = 0;
+    int it = 0;
     bool maxpass = true, tracked = false, near = false;
     while (true) {
         const bool trk = !maxpass && track && (it >= p.niter - 1 || near); // a pass that may be the last one
@@ -549,24 +578,24 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 #pragma unroll
             for (int j = 0; j < 2; j++) { sums[j][0] = sums[j][1] = entmax_sums_zero(); th_eval[j] = th[j]; }
         }
-        for (int kt = 0; kt < nkt; kt++, step++) {
+        for (int kt = 0; kt < nkt; kt++) {
             att_cp_wait<1>();
             att_fence_async_smem();
             __syncthreads();
-            {   // prefetch step + 2 (the tile of the next pass when this one ends; harmless if none follows)
-                int s2 = step + 2;
-                att_load_tile<BN, D>(sK + (s2 % ATT_STAGES) * BN * D, gk, p.k_st, (s2 % nkt) * BN, T, tid);
-                att_cp_commit();
-            }
+            // prefetch step + 2 (the tile of the next pass when this one ends; harmless if none follows)
+            att_load_tile<BN, D>(sK + ld_stage * BN * D, gk, p.k_st, ld_tile * BN, T, tid);
+            att_cp_commit();
+            ld_tile = ld_tile + 1 == nkt ? 0 : ld_tile + 1;
+            ld_stage = ld_stage == ATT_STAGES - 1 ? 0 : ld_stage + 1;
             float mx = -INFINITY;
             float s[8][4];
             if (WG) {
                 if (gactive && kt <= glast) // warpgroup-uniform
-                    att_wgmma_abt64(s, att_smem_addr(sQ + (warp >> 2) * 64 * D),
-                                    att_smem_addr(sK + (step % ATT_STAGES) * BN * D));
+                    att_wgmma_abt64(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sK + stage * BN * D));
             } else if (wactive && kt <= wlast) {
-                att_mma_abt<D>(s, qf, sK + (step % ATT_STAGES) * BN * D, lane);
+                att_mma_abt<D>(s, qf, sK + stage * BN * D, lane);
             }
+            stage = stage == ATT_STAGES - 1 ? 0 : stage + 1;
             if (wactive && kt <= wlast) {
                 const int k0 = kt * BN;
                 if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
@@ -771,7 +800,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
         att_cp_wait<1>();
         att_fence_async_smem();
         __syncthreads();
-        load_step(n2, (st + 2) % ATT_STAGES);
+        load_step(n2, st == 0 ? 2 : st - 1); // stage (st + 2) % 3
         const bool glive = !live_ok || ((sLive[(warp >> 2) * W + (kt >> 5)] >> (kt & 31)) & 1u);
         const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
         const bool wdo = glive && wactive && kt <= wlast;
@@ -795,6 +824,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                             if (key >= T || (CAUSAL && key > row[e >> 1])) s[nt][e] = -INFINITY;
                         }
                 }
+                // p and u of both 16-key steps as bf16 A fragments (they take the registers of s), then the four
+                // products P V, U V in one wgmma batch: one wait per 32 keys
+                uint32_t pa[2][4], ua[2][4];
 #pragma unroll
                 for (int kk = 0; kk < 2; kk++) {
                     float pv[8], uv[8];
@@ -807,19 +839,26 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                         rs_p[(e >> 1) & 1] += pv[e];
                         rs_u[(e >> 1) & 1] += uv[e];
                     }
-                    uint32_t pa[4] = {att_pack(pv[0], pv[1]), att_pack(pv[2], pv[3]), att_pack(pv[4], pv[5]),
-                                      att_pack(pv[6], pv[7])};
-                    uint32_t ua[4] = {att_pack(uv[0], uv[1]), att_pack(uv[2], uv[3]), att_pack(uv[4], uv[5]),
-                                      att_pack(uv[6], uv[7])};
-                    if constexpr (WG) {
-                        const uint32_t vrow = att_smem_addr(sVb + (2 * half + kk) * 16 * D);
-                        att_wg_fence();
-                        att_wgmma_av64(oacc, pa, vrow);
-                        att_wgmma_av64(o2acc, ua, vrow);
-                        att_wg_commit_wait();
-                    } else {
-                        att_mma_av2<D>(oacc, o2acc, pa, ua, sVb, 2 * half + kk, lane);
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        pa[kk][i] = att_pack(pv[2 * i], pv[2 * i + 1]);
+                        ua[kk][i] = att_pack(uv[2 * i], uv[2 * i + 1]);
                     }
+                }
+                if constexpr (WG) {
+                    att_wg_fence();
+#pragma unroll
+                    for (int kk = 0; kk < 2; kk++) {
+                        const uint32_t vrow = att_smem_addr(sVb + (2 * half + kk) * 16 * D);
+                        att_wgmma_av64(oacc, pa[kk], vrow);
+                        att_wgmma_av64(o2acc, ua[kk], vrow);
+                    }
+                    att_wg_commit_wait();
+                    att_wg_keep(pa);
+                    att_wg_keep(ua);
+                } else {
+#pragma unroll
+                    for (int kk = 0; kk < 2; kk++) att_mma_av2<D>(oacc, o2acc, pa[kk], ua[kk], sVb, 2 * half + kk, lane);
                 }
             }
         }
@@ -1000,7 +1039,7 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
             att_cp_wait<1>();
             att_fence_async_smem();
             __syncthreads();
-            load_step(n2, (st + 2) % ATT_STAGES);
+            load_step(n2, st == 0 ? 2 : st - 1); // stage (st + 2) % 3
 
             const att_bf16* sKb = sK + st * BN * D;
             const att_bf16* sVb = sV + st * BN * D;
@@ -1405,7 +1444,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
         att_cp_wait<1>();
         att_fence_async_smem();
         __syncthreads();
-        load_step(n2, (st + 2) % ATT_STAGES);
+        load_step(n2, st == 0 ? 2 : st - 1); // stage (st + 2) % 3
         const bool glive = !use_mask || ((sMh[kt >> 5] >> (kt & 31)) & 1u);
         const bool wdo = glive && wactive && kt <= wlast;
         const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
@@ -1414,8 +1453,12 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
         float s[8][4], dp[8][4];
         if (WG) {
             if (gdo) {
-                att_wgmma_abt64(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
-                att_wgmma_abt64(dp, att_smem_addr(sdO + (warp >> 2) * 64 * D), att_smem_addr(sVb));
+                att_wg_fence(); // S and dP in one batch
+                att_wgmma_abt64_issue(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
+                att_wgmma_abt64_issue(dp, att_smem_addr(sdO + (warp >> 2) * 64 * D), att_smem_addr(sVb));
+                att_wg_commit_wait();
+                att_wg_keep(s);
+                att_wg_keep(dp);
             }
         } else if (wdo) {
             att_mma_abt<D>(s, qf, sKb, lane);
@@ -1432,6 +1475,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
                         if (key >= T || (CAUSAL && key > row[e >> 1])) s[nt][e] = -INFINITY;
                     }
             }
+            uint32_t da[4][4]; // dS as bf16 A fragments, one per 16-key step (they take the registers of s, dp)
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
                 float dsv[8];
@@ -1443,15 +1487,18 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnB
                     else w = entmax_u(KIND, p.a, fmaf(s[nt][ee], p.c, -th[j]));     // u = x^(a-1)
                     dsv[e] = w * (dp[nt][ee] - dl[j]);                               // ds = u (dp - delta)
                 }
-                uint32_t da[4] = {att_pack(dsv[0], dsv[1]), att_pack(dsv[2], dsv[3]), att_pack(dsv[4], dsv[5]),
-                                  att_pack(dsv[6], dsv[7])};
-                if constexpr (WG) { // dQ += dS K
-                    att_wg_fence();
-                    att_wgmma_av64(dq, da, att_smem_addr(sKb + kk * 16 * D));
-                    att_wg_commit_wait();
-                } else {
-                    att_mma_av<D>(dq, da, sKb, kk, lane); // dQ += dS K
-                }
+#pragma unroll
+                for (int i = 0; i < 4; i++) da[kk][i] = att_pack(dsv[2 * i], dsv[2 * i + 1]);
+            }
+            if constexpr (WG) { // dQ += dS K: one wgmma batch per tile
+                att_wg_fence();
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) att_wgmma_av64(dq, da[kk], att_smem_addr(sKb + kk * 16 * D));
+                att_wg_commit_wait();
+                att_wg_keep(da);
+            } else {
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) att_mma_av<D>(dq, da[kk], sKb, kk, lane); // dQ += dS K
             }
         }
         st = st == ATT_STAGES - 1 ? 0 : st + 1;
@@ -1567,7 +1614,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
         att_cp_wait<1>();
         att_fence_async_smem();
         __syncthreads();
-        load_step(n2, (st + 2) % ATT_STAGES);
+        load_step(n2, st == 0 ? 2 : st - 1); // stage (st + 2) % 3
 
         const int i0 = i * BQ;
         const bool glive = !use_mask || ((gm[(long long)i * W + (ktw >> 5)] >> (ktw & 31)) & 1u);
@@ -1578,8 +1625,12 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
         float s[8][4], dp[8][4];
         if (WG) {
             if (gdo) {
-                att_wgmma_abt64(s, att_smem_addr(sK + (warp >> 2) * 64 * D), att_smem_addr(sQb));
-                att_wgmma_abt64(dp, att_smem_addr(sV + (warp >> 2) * 64 * D), att_smem_addr(sdOb));
+                att_wg_fence(); // S^T and dP^T in one batch
+                att_wgmma_abt64_issue(s, att_smem_addr(sK + (warp >> 2) * 64 * D), att_smem_addr(sQb));
+                att_wgmma_abt64_issue(dp, att_smem_addr(sV + (warp >> 2) * 64 * D), att_smem_addr(sdOb));
+                att_wg_commit_wait();
+                att_wg_keep(s);
+                att_wg_keep(dp);
             }
         }
         if (WG ? gdo : wdo) { // (wgmma: every warp of the group; keys after the queries or past T get p = dS = 0)
@@ -1602,6 +1653,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
                         if (qq >= T || kk >= T || (CAUSAL && qq < kk)) s[nt][e] = -INFINITY;
                     }
             }
+            uint32_t pa[4][4], da[4][4]; // P^T and dS^T as bf16 A fragments, one per 16-query step
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
                 float pv[8], dsv[8];
@@ -1627,18 +1679,27 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
                     }
                 }
                 // A fragments over (keys x queries kk*16..+15): regs {row g: nt 2kk}, {row g+8: 2kk}, {g: 2kk+1}, {g+8: 2kk+1}
-                uint32_t pa[4] = {att_pack(pv[0], pv[1]), att_pack(pv[2], pv[3]), att_pack(pv[4], pv[5]),
-                                  att_pack(pv[6], pv[7])};
-                uint32_t da[4] = {att_pack(dsv[0], dsv[1]), att_pack(dsv[2], dsv[3]), att_pack(dsv[4], dsv[5]),
-                                  att_pack(dsv[6], dsv[7])};
-                if constexpr (WG) {
-                    att_wg_fence();
-                    att_wgmma_av64(dv, pa, att_smem_addr(sdOb + kk * 16 * D)); // dV += P^T dO
-                    att_wgmma_av64(dk, da, att_smem_addr(sQb + kk * 16 * D));  // dK += dS^T Q
-                    att_wg_commit_wait();
-                } else {
-                    att_mma_av<D>(dv, pa, sdOb, kk, lane); // dV += P^T dO
-                    att_mma_av<D>(dk, da, sQb, kk, lane);  // dK += dS^T Q
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    pa[kk][r] = att_pack(pv[2 * r], pv[2 * r + 1]);
+                    da[kk][r] = att_pack(dsv[2 * r], dsv[2 * r + 1]);
+                }
+            }
+            if constexpr (WG) { // one wgmma batch per tile
+                att_wg_fence();
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) {
+                    att_wgmma_av64(dv, pa[kk], att_smem_addr(sdOb + kk * 16 * D)); // dV += P^T dO
+                    att_wgmma_av64(dk, da[kk], att_smem_addr(sQb + kk * 16 * D));  // dK += dS^T Q
+                }
+                att_wg_commit_wait();
+                att_wg_keep(pa);
+                att_wg_keep(da);
+            } else {
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) {
+                    att_mma_av<D>(dv, pa[kk], sdOb, kk, lane); // dV += P^T dO
+                    att_mma_av<D>(dk, da[kk], sQb, kk, lane);  // dK += dS^T Q
                 }
             }
         }
