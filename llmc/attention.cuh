@@ -1339,8 +1339,11 @@ attn_fwd_kernel(const AttnFwdParams p) {
 // ----------------------------------------------------------------------------------------------------------
 // backward, kernel 1: delta and dQ (one CTA = 128 query rows; loops over key tiles)
 
+#ifndef ATT_DQ_MINB
+#define ATT_DQ_MINB 2 // CTAs per SM asked of attn_bwd_dq_kernel at D = 64 (dev builds compare 1)
+#endif
 template <int KIND, int D, bool CAUSAL>
-__global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dq_kernel(const AttnBwdParams p) {
+__global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_DQ_MINB : 1) attn_bwd_dq_kernel(const AttnBwdParams p) {
     constexpr int BM = ATT_BM, BN = ATT_BN;
     constexpr int NDT = D / 8;
     constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
