@@ -1340,10 +1340,10 @@ attn_fwd_kernel(const AttnFwdParams p) {
 // backward, kernel 1: delta and dQ (one CTA = 128 query rows; loops over key tiles)
 
 #ifndef ATT_DQ_MINB
-#define ATT_DQ_MINB 2 // CTAs per SM asked of attn_bwd_dq_kernel at D = 64 (dev builds compare 1)
+#define ATT_DQ_MINB 2 // CTAs per SM asked of attn_bwd_dq_kernel with wgmma (D = 64; dev builds compare 1)
 #endif
 template <int KIND, int D, bool CAUSAL>
-__global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_DQ_MINB : 1) attn_bwd_dq_kernel(const AttnBwdParams p) {
+__global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_MINB : 1) attn_bwd_dq_kernel(const AttnBwdParams p) {
     constexpr int BM = ATT_BM, BN = ATT_BN;
     constexpr int NDT = D / 8;
     constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
@@ -1520,10 +1520,65 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_DQ_MINB : 1) attn_b
 }
 
 // ----------------------------------------------------------------------------------------------------------
+// backward, the elementwise part of kernel 2 for one warp: from S^T and dP^T (16 keys x 8NT queries starting at
+// query q0; keys key[0..1] of this thread's rows) to the A fragments of P^T and dS^T, one per 16-query step:
+//   p = [x]_+^a (softmax: exp(s - lse)), u = [x]_+^(a-1) (softmax: p), dS = u (dP - delta)
+// theta (stat) and delta of the queries at sTh[0..8NT), sDl[0..8NT). Masked (causal, past T) entries get p = dS = 0.
+template <int KIND, bool CAUSAL, int NT>
+__device__ __forceinline__ void att_dkdv_frags(uint32_t (&pa)[NT / 2][4], uint32_t (&da)[NT / 2][4], float (&s)[NT][4],
+                                               const float (&dp)[NT][4], const float* sTh, const float* sDl, int q0,
+                                               const int (&key)[2], int T, int tq, const AttnBwdParams& p) {
+    if (q0 + 8 * NT > T || key[1] >= T || (CAUSAL && q0 < key[1])) { // key[1] = key[0] + 8
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int qq = q0 + nt * 8 + 2 * tq + (e & 1);
+                int kk = key[e >> 1];
+                if (qq >= T || kk >= T || (CAUSAL && qq < kk)) s[nt][e] = -INFINITY;
+            }
+    }
+#pragma unroll
+    for (int kk = 0; kk < NT / 2; kk++) {
+        float pv[8], dsv[8];
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            int nt = 2 * kk + half;
+            float2 th2 = *reinterpret_cast<const float2*>(sTh + nt * 8 + 2 * tq);
+            float2 dl2 = *reinterpret_cast<const float2*>(sDl + nt * 8 + 2 * tq);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float thq = (e & 1) ? th2.y : th2.x, dlq = (e & 1) ? dl2.y : dl2.x;
+                float pr, u;
+                if (KIND == ENTMAX_SOFTMAX) {
+                    pr = exp2f(fmaf(s[nt][e], p.sl2, -thq));
+                    u = pr;
+                } else {
+                    float x = fmaf(s[nt][e], p.c, -thq);
+                    pr = entmax_p(KIND, p.a, x);
+                    u = entmax_u(KIND, p.a, x);
+                }
+                pv[half * 4 + e] = pr;
+                dsv[half * 4 + e] = u * (dp[nt][e] - dlq);
+            }
+        }
+        // A fragments over (keys x queries kk*16..+15): regs {row g: nt 2kk}, {row g+8: 2kk}, {g: 2kk+1}, {g+8: 2kk+1}
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            pa[kk][r] = att_pack(pv[2 * r], pv[2 * r + 1]);
+            da[kk][r] = att_pack(dsv[2 * r], dsv[2 * r + 1]);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------------
 // backward, kernel 2: dK and dV (one CTA = 128 keys, 8 warps x 16 keys; loops over 64-query tiles)
 
+#ifndef ATT_DKDV_MINB
+#define ATT_DKDV_MINB 2 // CTAs per SM asked of attn_bwd_dkdv_kernel with wgmma (D = 64; dev builds compare 1)
+#endif
 template <int KIND, int D, bool CAUSAL>
-__global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const AttnBwdParams p) {
+__global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV_MINB : 1) attn_bwd_dkdv_kernel(const AttnBwdParams p) {
     constexpr int BK = ATT_BKV, BQ = ATT_BQ;
     constexpr int NDT = D / 8;
     constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
@@ -1625,85 +1680,53 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attn_bwd_dkdv_kernel(const Att
         const bool gdo = glive && kg0 < T && (!CAUSAL || kg0 <= i0 + BQ - 1); // warpgroup-uniform
         const att_bf16* sQb = sQ + st * BQ * D;
         const att_bf16* sdOb = sdO + st * BQ * D;
-        float s[8][4], dp[8][4];
-        if (WG) {
+        const float* sThb = sTh + st * BQ;
+        const float* sDlb = sDl + st * BQ;
+        if constexpr (WG) {
+            // wgmma: the 64 queries in two 32-query halves (S^T, dP^T are 64 x 32 per warpgroup), so that the
+            // kernel fits in 128 registers and two CTAs share an SM. Every warp of the group takes part; keys
+            // after the queries or past T get p = dS = 0.
             if (gdo) {
-                att_wg_fence(); // S^T and dP^T in one batch
-                att_wgmma_abt64_issue(s, att_smem_addr(sK + (warp >> 2) * 64 * D), att_smem_addr(sQb));
-                att_wgmma_abt64_issue(dp, att_smem_addr(sV + (warp >> 2) * 64 * D), att_smem_addr(sdOb));
-                att_wg_commit_wait();
-                att_wg_keep(s);
-                att_wg_keep(dp);
+                const uint32_t sKw = att_smem_addr(sK + (warp >> 2) * 64 * D), sVw = att_smem_addr(sV + (warp >> 2) * 64 * D);
+#pragma unroll 1
+                for (int half = 0; half < 2; half++) {
+                    const int q0h = i0 + 32 * half;
+                    if (CAUSAL && q0h + 31 < kg0) continue; // every query of the half before every key of the group
+                    float s[4][4], dp[4][4];
+                    att_wg_fence(); // S^T and dP^T in one batch
+                    att_wgmma_abt64_issue(s, sKw, att_smem_addr(sQb + half * 32 * D));
+                    att_wgmma_abt64_issue(dp, sVw, att_smem_addr(sdOb + half * 32 * D));
+                    att_wg_commit_wait();
+                    att_wg_keep(s);
+                    att_wg_keep(dp);
+                    uint32_t pa[2][4], da[2][4];
+                    att_dkdv_frags<KIND, CAUSAL, 4>(pa, da, s, dp, sThb + 32 * half, sDlb + 32 * half, q0h, key, T, tq, p);
+                    att_wg_fence(); // dV += P^T dO, dK += dS^T Q
+#pragma unroll
+                    for (int kk = 0; kk < 2; kk++) {
+                        att_wgmma_av64(dv, pa[kk], att_smem_addr(sdOb + (2 * half + kk) * 16 * D));
+                        att_wgmma_av64(dk, da[kk], att_smem_addr(sQb + (2 * half + kk) * 16 * D));
+                    }
+                    att_wg_commit_wait();
+                    att_wg_keep(pa);
+                    att_wg_keep(da);
+                }
             }
-        }
-        if (WG ? gdo : wdo) { // (wgmma: every warp of the group; keys after the queries or past T get p = dS = 0)
-            const float* sThb = sTh + st * BQ;
-            const float* sDlb = sDl + st * BQ;
+        } else if (wdo) {
+            float s[8][4], dp[8][4];
             if constexpr (KV_REGS) {
                 att_mma_abt<D>(s, kf, sQb, lane);  // S^T = K Q^T  (rows = keys, cols = queries)
                 att_mma_abt<D>(dp, vf, sdOb, lane); // dP^T = V dO^T
-            } else if constexpr (!WG) {
+            } else {
                 att_mma_abt_s<D>(s, sK, warp * 16, sQb, lane);
                 att_mma_abt_s<D>(dp, sV, warp * 16, sdOb, lane);
             }
-            if (i0 + BQ > T || kw0 + 16 > T || (CAUSAL && i0 < kw0 + 15)) {
-#pragma unroll
-                for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        int qq = i0 + nt * 8 + 2 * tq + (e & 1);
-                        int kk = key[e >> 1];
-                        if (qq >= T || kk >= T || (CAUSAL && qq < kk)) s[nt][e] = -INFINITY;
-                    }
-            }
-            uint32_t pa[4][4], da[4][4]; // P^T and dS^T as bf16 A fragments, one per 16-query step
+            uint32_t pa[4][4], da[4][4];
+            att_dkdv_frags<KIND, CAUSAL, 8>(pa, da, s, dp, sThb, sDlb, i0, key, T, tq, p);
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
-                float pv[8], dsv[8];
-#pragma unroll
-                for (int half = 0; half < 2; half++) {
-                    int nt = 2 * kk + half;
-                    float2 th2 = *reinterpret_cast<const float2*>(sThb + nt * 8 + 2 * tq);
-                    float2 dl2 = *reinterpret_cast<const float2*>(sDlb + nt * 8 + 2 * tq);
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        float thq = (e & 1) ? th2.y : th2.x, dlq = (e & 1) ? dl2.y : dl2.x;
-                        float pr, u;
-                        if (SOFTMAX) {
-                            pr = exp2f(fmaf(s[nt][e], p.sl2, -thq));
-                            u = pr;
-                        } else {
-                            float x = fmaf(s[nt][e], p.c, -thq);
-                            pr = entmax_p(KIND, p.a, x);
-                            u = entmax_u(KIND, p.a, x);
-                        }
-                        pv[half * 4 + e] = pr;
-                        dsv[half * 4 + e] = u * (dp[nt][e] - dlq);
-                    }
-                }
-                // A fragments over (keys x queries kk*16..+15): regs {row g: nt 2kk}, {row g+8: 2kk}, {g: 2kk+1}, {g+8: 2kk+1}
-#pragma unroll
-                for (int r = 0; r < 4; r++) {
-                    pa[kk][r] = att_pack(pv[2 * r], pv[2 * r + 1]);
-                    da[kk][r] = att_pack(dsv[2 * r], dsv[2 * r + 1]);
-                }
-            }
-            if constexpr (WG) { // one wgmma batch per tile
-                att_wg_fence();
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++) {
-                    att_wgmma_av64(dv, pa[kk], att_smem_addr(sdOb + kk * 16 * D)); // dV += P^T dO
-                    att_wgmma_av64(dk, da[kk], att_smem_addr(sQb + kk * 16 * D));  // dK += dS^T Q
-                }
-                att_wg_commit_wait();
-                att_wg_keep(pa);
-                att_wg_keep(da);
-            } else {
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++) {
-                    att_mma_av<D>(dv, pa[kk], sdOb, kk, lane); // dV += P^T dO
-                    att_mma_av<D>(dk, da[kk], sQb, kk, lane);  // dK += dS^T Q
-                }
+                att_mma_av<D>(dv, pa[kk], sdOb, kk, lane); // dV += P^T dO
+                att_mma_av<D>(dk, da[kk], sQb, kk, lane);  // dK += dS^T Q
             }
         }
         st = st == ATT_STAGES - 1 ? 0 : st + 1;
