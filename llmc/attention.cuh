@@ -756,6 +756,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     if (WG) att_wg_check_align(att_smem);
     const int W = p.mask_words;
     const float c = p.c, a = p.a;
+    const bool count_nnz = p.count_nnz;
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
@@ -829,13 +830,16 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                 uint32_t pa[2][4], ua[2][4];
 #pragma unroll
                 for (int kk = 0; kk < 2; kk++) {
-                    float pv[8], uv[8];
+                    float xv[8], pv[8], uv[8];
+#pragma unroll
+                    for (int e = 0; e < 8; e++) xv[e] = fmaf(s[2 * kk + (e >> 2)][e & 3], c, -th[(e >> 1) & 1]);
+                    if (count_nnz) { // a branch, so that runs without the count do not pay for it
+#pragma unroll
+                        for (int e = 0; e < 8; e++) nnz += (rvalid[(e >> 1) & 1] && xv[e] > 0.0f) ? 1u : 0u;
+                    }
 #pragma unroll
                     for (int e = 0; e < 8; e++) {
-                        float x = fmaf(s[2 * kk + (e >> 2)][e & 3], c, -th[(e >> 1) & 1]);
-                        if (p.count_nnz) nnz += (rvalid[(e >> 1) & 1] && x > 0.0f) ? 1u : 0u;
-                        pv[e] = entmax_p(KIND, a, x);
-                        uv[e] = entmax_u(KIND, a, x);
+                        entmax_pu(KIND, a, xv[e], &pv[e], &uv[e]);
                         rs_p[(e >> 1) & 1] += pv[e];
                         rs_u[(e >> 1) & 1] += uv[e];
                     }
@@ -1125,8 +1129,7 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
 #pragma unroll
                             for (int e = 0; e < 8; e++) {
                                 float x = fmaf(s[2 * kk + (e >> 2)][e & 3], c, -th[(e >> 1) & 1]);
-                                pv[e] = entmax_p(KIND, a, x);
-                                uv[e] = entmax_u(KIND, a, x);
+                                entmax_pu(KIND, a, x, &pv[e], &uv[e]);
                                 rs_p[(e >> 1) & 1] += pv[e];
                                 rs_u[(e >> 1) & 1] += uv[e];
                             }
@@ -1555,8 +1558,7 @@ __device__ __forceinline__ void att_dkdv_frags(uint32_t (&pa)[NT / 2][4], uint32
                     u = pr;
                 } else {
                     float x = fmaf(s[nt][e], p.c, -thq);
-                    pr = entmax_p(KIND, p.a, x);
-                    u = entmax_u(KIND, p.a, x);
+                    entmax_pu(KIND, p.a, x, &pr, &u);
                 }
                 pv[half * 4 + e] = pr;
                 dsv[half * 4 + e] = u * (dp[nt][e] - dlq);

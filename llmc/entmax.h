@@ -92,6 +92,20 @@ ENTMAX_HD float entmax_u(int kind, float a, float x) {
     return entmax_pow(x, a - 1.0f);
 }
 
+// p and u of one element together, bit-identical to entmax_p and entmax_u (one comparison instead of two for
+// alpha = 1.5 and 2: u = max(x, 0), p = u * u resp. p = max(x, 0), u = [x > 0]; fmaxf also maps NaN to 0)
+ENTMAX_HD void entmax_pu(int kind, float a, float x, float* p, float* u) {
+    if (kind == ENTMAX_15) {
+        float r = fmaxf(x, 0.0f);
+        *u = r; *p = r * r;
+    } else if (kind == ENTMAX_SPARSEMAX) {
+        float r = fmaxf(x, 0.0f);
+        *p = r; *u = r > 0.0f ? 1.0f : 0.0f;
+    } else {
+        *p = entmax_p(kind, a, x); *u = entmax_u(kind, a, x);
+    }
+}
+
 // the three sums of the threshold equation, accumulated over the support
 typedef struct {
     float s0; // sum x^a      (f + 1)
