@@ -729,7 +729,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 // right after in redo mode, solves theta again for the CTAs that hold such a row (rare) and rewrites them.
 
 #ifndef ATT_OUT_MINB
-#define ATT_OUT_MINB 2 // CTAs per SM asked of attn_out_kernel at D = 64 (dev builds compare 1)
+#define ATT_OUT_MINB 2 // CTAs per SM asked of attn_out_kernel at D = 64; -DATT_OUT_MINB=1 to compare
 #endif
 template <int KIND, int D, bool CAUSAL>
 __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_out_kernel(const AttnFwdParams p) {
@@ -1343,7 +1343,7 @@ attn_fwd_kernel(const AttnFwdParams p) {
 // backward, kernel 1: delta and dQ (one CTA = 128 query rows; loops over key tiles)
 
 #ifndef ATT_DQ_MINB
-#define ATT_DQ_MINB 2 // CTAs per SM asked of attn_bwd_dq_kernel with wgmma (D = 64; dev builds compare 1)
+#define ATT_DQ_MINB 2 // CTAs per SM asked of attn_bwd_dq_kernel with wgmma (D = 64); -DATT_DQ_MINB=1 to compare
 #endif
 template <int KIND, int D, bool CAUSAL>
 __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_MINB : 1) attn_bwd_dq_kernel(const AttnBwdParams p) {
@@ -1577,7 +1577,7 @@ __device__ __forceinline__ void att_dkdv_frags(uint32_t (&pa)[NT / 2][4], uint32
 // backward, kernel 2: dK and dV (one CTA = 128 keys, 8 warps x 16 keys; loops over 64-query tiles)
 
 #ifndef ATT_DKDV_MINB
-#define ATT_DKDV_MINB 2 // CTAs per SM asked of attn_bwd_dkdv_kernel with wgmma (D = 64; dev builds compare 1)
+#define ATT_DKDV_MINB 2 // CTAs per SM asked of attn_bwd_dkdv_kernel with wgmma (D = 64); -DATT_DKDV_MINB=1 to compare
 #endif
 template <int KIND, int D, bool CAUSAL>
 __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV_MINB : 1) attn_bwd_dkdv_kernel(const AttnBwdParams p) {

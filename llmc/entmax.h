@@ -92,8 +92,9 @@ ENTMAX_HD float entmax_u(int kind, float a, float x) {
     return entmax_pow(x, a - 1.0f);
 }
 
-// p and u of one element together, bit-identical to entmax_p and entmax_u (one comparison instead of two for
-// alpha = 1.5 and 2: u = max(x, 0), p = u * u resp. p = max(x, 0), u = [x > 0]; fmaxf also maps NaN to 0)
+// p and u of one element together, equal to entmax_p and entmax_u (off the support a zero may come out as -0)
+// with one comparison instead of two for alpha = 1.5 and 2: u = max(x, 0), p = u * u resp. p = max(x, 0),
+// u = [x > 0]; fmaxf also maps NaN to 0
 ENTMAX_HD void entmax_pu(int kind, float a, float x, float* p, float* u) {
     if (kind == ENTMAX_15) {
         float r = fmaxf(x, 0.0f);

@@ -405,7 +405,7 @@ static void test_elementwise(Rng& r) {
         ok &= z.s0 == 0.0f && z.s1 == 0.0f && z.s2 == 0.0f && entmax_p(e.kind, e.a, -0.5f) == 0.0f &&
               entmax_u(e.kind, e.a, 0.0f) == 0.0f;
         check(ok, "elementwise alpha=%g: entmax_p/entmax_u/entmax_sums_add disagree with x^a, x^(a-1)", (double)al);
-        // entmax_pu (the kernels' fused form) gives exactly entmax_p and entmax_u, on and off the support
+        // entmax_pu (the kernels' fused form) gives the values of entmax_p and entmax_u (==), on and off the support
         bool same = true;
         for (int i = 0; i < 2000; i++) {
             float x = i < 4 ? (i == 0 ? 0.0f : i == 1 ? -0.0f : i == 2 ? NAN : 1e-30f)
