@@ -170,18 +170,20 @@ template <int D>
 __device__ __forceinline__ int att_sw(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
 
 // async copy of rows [r0, r0+ROWS) of one (b,h) slice (token stride st) into a swizzled tile; rows >= rmax -> 0
+// (their copies read nothing; the source pointer is pinned to g so it stays inside the tensor). Thread tid copies
+// chunk tid % CH of rows tid / CH + i * RSTEP: one 64-bit multiply, then a pointer step per chunk.
 template <int ROWS, int D>
 __device__ __forceinline__ void att_load_tile(att_bf16* s, const att_bf16* g, long long st, int r0, int rmax, int tid) {
-    constexpr int CH = D / 8;
+    constexpr int CH = D / 8, RSTEP = ATT_THREADS / CH;
     static_assert((ROWS * CH) % ATT_THREADS == 0, "tile size");
+    const int r = tid / CH, c = tid % CH;
+    const att_bf16* src = g + (long long)(r0 + r) * st + c * 8;
+    const long long step = (long long)RSTEP * st;
 #pragma unroll
     for (int i = 0; i < ROWS * CH / ATT_THREADS; i++) {
-        int idx = tid + i * ATT_THREADS;
-        int r = idx / CH, c = idx % CH;
-        int gr = r0 + r;
-        bool ok = gr < rmax;
-        const att_bf16* src = g + (long long)(ok ? gr : 0) * st + c * 8;
-        att_cp16(s + att_sw<D>(r, c), src, ok);
+        const bool ok = r0 + r + i * RSTEP < rmax;
+        att_cp16(s + att_sw<D>(r + i * RSTEP, c), ok ? src : g, ok);
+        src += step;
     }
 }
 
@@ -275,11 +277,17 @@ __device__ __forceinline__ void att_mma_av2(float (&acc)[D / 8][4], float (&acc2
 #define ATT_WGMMA 0
 #endif
 
+// A value that is the same in every lane, re-read from lane 0 so that the compiler knows it: the wgmma descriptor
+// arithmetic that follows then runs once in uniform registers instead of once per descriptor in vector registers
+// plus two moves into uniform ones (the addresses come from threadIdx.x and loop counters, which it cannot prove
+// warp-uniform on its own).
+__device__ __forceinline__ uint32_t att_uniform(uint32_t x) { return __shfl_sync(0xffffffffu, x, 0); }
+
 // descriptor of a K-major, 128-byte-swizzled bf16 operand at shared address saddr (1024-byte aligned atoms):
 // start >> 4 (bits 0-13), leading offset 1 (unused with this swizzle), stride 1024 B >> 4 between 8-row groups
 // (bits 32-45), swizzle mode 1 = 128B (bits 62-63)
 // The high word is a constant, and the k steps of one tile only move the start field (+2 per 32 bytes: the field
-// is < 0x3900 for any shared address, so the add never carries out of it), so callers build the low word once.
+// is < 0x3900 for any shared address, so the add never carries out of it).
 #define ATT_WG_DESC_HI ((64ull << 32) | (1ull << 62))
 __device__ __forceinline__ uint32_t att_wg_desc_lo(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | (1u << 16); }
 
@@ -312,42 +320,53 @@ __device__ __forceinline__ void att_wg_keep(float (&r)[N][M]) {
         for (int j = 0; j < M; j++) asm volatile("" : "+f"(r[i][j])::"memory");
 }
 
-// acc (64 x 8NT per warpgroup, NT = 8 or 4) = A (64 x 64, rows of sA) * B^T (B = 8NT rows of sB); both
+// acc (64 x 8NT per warpgroup, NT = 16, 8 or 4) = A (64 x 64, rows of sA) * B^T (B = 8NT rows of sB); both
 // [rows][64] swizzled bf16. Every thread of the warpgroup must call it (the instructions are .sync.aligned).
 // att_wgmma_abt64_issue only issues (the caller brackets a batch with att_wg_fence() / att_wg_commit_wait());
 // att_wgmma_abt64 returns with the result in acc.
+// The four k steps (k step ks = bytes 32ks..32ks+31 of each logical row: the descriptors' start field moves by 2,
+// the swizzle follows) are one asm block that derives their descriptors from the first with PTX adds: written as
+// C++ the compiler rebuilt and moved every 64-bit descriptor into uniform registers one by one (~8 instructions
+// per wgmma, a third of the per-tile work of attn_tau_kernel). ks = 0 overwrites acc (scale-d = 0).
+#define ATT_WG_ABT4(SHAPE, ACC, DA, DB)                                                                          \
+    "{\n.reg .pred p0, p1;\n.reg .b64 a1, a2, a3, b1, b2, b3;\n"                                               \
+    "setp.ne.b32 p0, 0, 0;\nsetp.ne.b32 p1, 1, 0;\n"                                                           \
+    "add.s64 a1, " DA ", 2;\nadd.s64 a2, " DA ", 4;\nadd.s64 a3, " DA ", 6;\n"                                 \
+    "add.s64 b1, " DB ", 2;\nadd.s64 b2, " DB ", 4;\nadd.s64 b3, " DB ", 6;\n"                                 \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", " DA ", " DB ", p0, 1, 1, 0, 0;\n"          \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a1, b1, p1, 1, 1, 0, 0;\n"                  \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a2, b2, p1, 1, 1, 0, 0;\n"                  \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a3, b3, p1, 1, 1, 0, 0;\n}\n"
+#define ATT_WG_ACC16 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}"
+#define ATT_WG_ACC32                                                                                               \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29," \
+    "%30,%31}"
+#define ATT_WG_ACC64                                                                                               \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29," \
+    "%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,"   \
+    "%57,%58,%59,%60,%61,%62,%63}"
 #define ATT_WG_R4(i) "+f"(acc[i][0]), "+f"(acc[i][1]), "+f"(acc[i][2]), "+f"(acc[i][3])
+#define ATT_WG_R32(i) ATT_WG_R4(i), ATT_WG_R4(i + 1), ATT_WG_R4(i + 2), ATT_WG_R4(i + 3)
 template <int NT>
 __device__ __forceinline__ void att_wgmma_abt64_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
-    static_assert(NT == 8 || NT == 4, "n = 64 or 32");
+    static_assert(NT == 16 || NT == 8 || NT == 4, "n = 128, 64 or 32");
 #if ATT_WGMMA
-    const uint32_t alo = att_wg_desc_lo(sA), blo = att_wg_desc_lo(sB);
-#pragma unroll
-    for (int ks = 0; ks < 4; ks++) {
-        // k step ks = bytes 32ks..32ks+31 of each (logical) row: the start address moves, the swizzle follows.
-        // ks = 0 overwrites acc (scale-d = 0), later steps accumulate.
-        uint64_t da = ATT_WG_DESC_HI | (alo + 2 * ks), db = ATT_WG_DESC_HI | (blo + 2 * ks);
-        if constexpr (NT == 8) {
-            asm volatile(
-                "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-                "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-                "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-                : ATT_WG_R4(0), ATT_WG_R4(1), ATT_WG_R4(2), ATT_WG_R4(3),
-                  ATT_WG_R4(4), ATT_WG_R4(5), ATT_WG_R4(6), ATT_WG_R4(7)
-                : "l"(da), "l"(db), "r"(ks));
-        } else {
-            asm volatile(
-                "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-                "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-                "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1, 0, 0;\n}\n"
-                : ATT_WG_R4(0), ATT_WG_R4(1), ATT_WG_R4(2), ATT_WG_R4(3)
-                : "l"(da), "l"(db), "r"(ks));
-        }
+    const uint64_t da = ATT_WG_DESC_HI | att_wg_desc_lo(att_uniform(sA)), db = ATT_WG_DESC_HI | att_wg_desc_lo(att_uniform(sB));
+    if constexpr (NT == 16) {
+        asm volatile(ATT_WG_ABT4("m64n128k16", ATT_WG_ACC64, "%64", "%65")
+                     : ATT_WG_R32(0), ATT_WG_R32(4), ATT_WG_R32(8), ATT_WG_R32(12)
+                     : "l"(da), "l"(db));
+    } else if constexpr (NT == 8) {
+        asm volatile(ATT_WG_ABT4("m64n64k16", ATT_WG_ACC32, "%32", "%33")
+                     : ATT_WG_R32(0), ATT_WG_R32(4)
+                     : "l"(da), "l"(db));
+    } else {
+        asm volatile(ATT_WG_ABT4("m64n32k16", ATT_WG_ACC16, "%16", "%17")
+                     : ATT_WG_R32(0)
+                     : "l"(da), "l"(db));
     }
 #endif
 }
-#undef ATT_WG_R4
 template <int NT>
 __device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
     att_wg_fence();
@@ -362,24 +381,43 @@ __device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA
 __device__ __forceinline__ uint64_t att_wg_desc_mn(uint32_t saddr) {
     return (uint64_t)((saddr & 0x3FFFFu) >> 4) | (64ull << 16) | (64ull << 32) | (1ull << 62);
 }
-// acc (64 x 64 per warpgroup) += A (64 x 16; each warp its 16 rows, in the mma.sync A-fragment order: a[0] row g
-// k 2tq.., a[1] row g+8, a[2] row g k 2tq+8.., a[3] row g+8 k 2tq+8..) * B (16 x 64: tile rows 16kk.. at sB).
-// Issue only: the caller brackets a batch with att_wg_fence() / att_wg_commit_wait() (a must stay untouched).
-#define ATT_WG_R4(i) "+f"(acc[i][0]), "+f"(acc[i][1]), "+f"(acc[i][2]), "+f"(acc[i][3])
-__device__ __forceinline__ void att_wgmma_av64(float (&acc)[8][4], const uint32_t (&a)[4], uint32_t sB) {
+// acc (64 x 64 per warpgroup) += A (64 x 16NK; each warp its 16 rows; a[kk] is the k step kk in the mma.sync
+// A-fragment order: a[kk][0] row g k 2tq.., [1] row g+8, [2] row g k 2tq+8.., [3] row g+8 k 2tq+8..) * B (16NK x 64:
+// tile rows 0..16NK-1 at sB; k step kk reads rows 16kk.., 2048 bytes = 128 start units on). NK = 2 or 4 wgmma in one
+// asm block (see ATT_WG_ABT4). Issue only: the caller brackets a batch with att_wg_fence() / att_wg_commit_wait()
+// (a must stay untouched until then).
+#define ATT_WG_AV(A, DB) "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ATT_WG_ACC32 ", " A ", " DB ", p, 1, 1, 1;\n"
+template <int NK>
+__device__ __forceinline__ void att_wgmma_av64(float (&acc)[8][4], const uint32_t (&a)[NK][4], uint32_t sB) {
+    static_assert(NK == 2 || NK == 4, "2 or 4 k steps");
 #if ATT_WGMMA
-    uint64_t db = att_wg_desc_mn(sB);
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"
-        : ATT_WG_R4(0), ATT_WG_R4(1), ATT_WG_R4(2), ATT_WG_R4(3),
-          ATT_WG_R4(4), ATT_WG_R4(5), ATT_WG_R4(6), ATT_WG_R4(7)
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+    const uint64_t db = att_wg_desc_mn(att_uniform(sB));
+    if constexpr (NK == 2) {
+        asm volatile("{\n.reg .pred p;\n.reg .b64 b1;\nsetp.ne.b32 p, 1, 0;\nadd.s64 b1, %40, 128;\n"
+                     ATT_WG_AV("{%32,%33,%34,%35}", "%40") ATT_WG_AV("{%36,%37,%38,%39}", "b1") "}\n"
+                     : ATT_WG_R32(0), ATT_WG_R32(4)
+                     : "r"(a[0][0]), "r"(a[0][1]), "r"(a[0][2]), "r"(a[0][3]),
+                       "r"(a[1][0]), "r"(a[1][1]), "r"(a[1][2]), "r"(a[1][3]), "l"(db));
+    } else {
+        asm volatile("{\n.reg .pred p;\n.reg .b64 b1, b2, b3;\nsetp.ne.b32 p, 1, 0;\n"
+                     "add.s64 b1, %48, 128;\nadd.s64 b2, %48, 256;\nadd.s64 b3, %48, 384;\n"
+                     ATT_WG_AV("{%32,%33,%34,%35}", "%48") ATT_WG_AV("{%36,%37,%38,%39}", "b1")
+                     ATT_WG_AV("{%40,%41,%42,%43}", "b2") ATT_WG_AV("{%44,%45,%46,%47}", "b3") "}\n"
+                     : ATT_WG_R32(0), ATT_WG_R32(4)
+                     : "r"(a[0][0]), "r"(a[0][1]), "r"(a[0][2]), "r"(a[0][3]),
+                       "r"(a[1][0]), "r"(a[1][1]), "r"(a[1][2]), "r"(a[1][3]),
+                       "r"(a[2][0]), "r"(a[2][1]), "r"(a[2][2]), "r"(a[2][3]),
+                       "r"(a[3][0]), "r"(a[3][1]), "r"(a[3][2]), "r"(a[3][3]), "l"(db));
+    }
 #endif
 }
+#undef ATT_WG_AV
+#undef ATT_WG_R32
 #undef ATT_WG_R4
+#undef ATT_WG_ACC64
+#undef ATT_WG_ACC32
+#undef ATT_WG_ACC16
+#undef ATT_WG_ABT4
 
 // shared-memory writes of this thread (cp.async, st.shared) become visible to wgmma (the async proxy) once every
 // writer has run this and a barrier follows
@@ -514,21 +552,29 @@ typedef struct {
 
 // ----------------------------------------------------------------------------------------------------------
 // forward, kernel 1 (entmax only): row max and theta. One CTA = 128 query rows (8 warps x 16), K streamed in
-// 64-key tiles through a 3-stage cp.async ring with one barrier per tile (the tile two steps ahead is loaded
-// into the stage every warp has finished). Registers are kept under 128 so that two CTAs share an SM and the
-// tensor work of one overlaps the elementwise work of the other. Writes stat = theta for every row, the mask
-// rows of its two 64-query tiles and the dead-tile counters.
+// steps of 128 keys (two 64-key tiles) through a 3-stage cp.async ring with one barrier per step (the step two
+// ahead is loaded into the stage every warp has finished). With wgmma (D = 64) one m64n128 batch per step. The
+// per-step costs (barrier, loads, wgmma issue and wait, loop) were ~40% of the instructions with 64-key steps.
+// Registers are kept under 128 so that two CTAs share an SM and the tensor work of one overlaps the elementwise
+// work of the other. Writes stat = theta for every row, the mask rows of its two 64-query tiles and the
+// dead-tile counters.
 
 #define ATT_STAGES 3
+// 64-key tiles per attn_tau_kernel step: two where the elementwise work is light (alpha = 1.5; alpha = 2 causal);
+// one elsewhere, where two would not fit in the registers and ptxas would serialise the wgmma pipeline (C7511)
+__host__ __device__ constexpr int att_tau_tiles(int kind, bool causal) {
+    return kind == ENTMAX_15 || (kind == ENTMAX_SPARSEMAX && causal) ? 2 : 1;
+}
 
 template <int KIND, int D, bool CAUSAL>
 __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(const AttnFwdParams p) {
-    constexpr int BM = ATT_BM, BN = ATT_BN, NW = ATT_WARPS;
+    constexpr int BM = ATT_BM, BN = ATT_BN, NH = att_tau_tiles(KIND, CAUSAL), BK = NH * BN, NW = ATT_WARPS;
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
-    att_bf16* sK = sQ + BM * D;                        // [3][BN*D]
-    float* sDel = (float*)(sK + ATT_STAGES * BN * D);  // [NW]
-    float* sMw = sDel + NW;                            // [NW][n64] (if track)
+    att_bf16* sK = sQ + BM * D;                        // [3][BK*D]
+    float* sDel = (float*)(sK + ATT_STAGES * BK * D);  // [NW]
+    float* sRow = sDel + NW;                           // [256][8]: this thread's two rows, see below
+    float* sMw = sRow + ATT_THREADS * 8;               // [NW][n64] (if track)
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
     const int bh = att_bh();
@@ -539,6 +585,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     const int qt = nq - 1 - (int)blockIdx.x; // heavy (causal) tiles of a head first
     const AttQTile qg = att_qtile<CAUSAL>(T, qt, warp);
     const int q0 = qg.q0, nkt = qg.nkt, r0w = qg.r0w, wlast = qg.wlast, glast = qg.glast;
+    const int nst = (nkt + NH - 1) / NH; // steps per pass; step js = 64-key tiles NH js .. NH js + NH - 1
     const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool track = p.track;
     const float c = p.c, a = p.a;
@@ -548,16 +595,16 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
-    // step s of the flat (pass, tile) sequence uses tile s % nkt and stage s % 3; the loads run two steps ahead
-    // (ld_tile, ld_stage: tile and stage of step s + 2), counters instead of divisions
+    // step s of the flat (pass, step) sequence uses step s % nst and stage s % 3; the loads run two steps ahead
+    // (ld_step, ld_stage: step and stage of s + 2), counters instead of divisions
     att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
     att_cp_commit();
-    att_load_tile<BN, D>(sK, gk, p.k_st, 0, T, tid);
+    att_load_tile<BK, D>(sK, gk, p.k_st, 0, T, tid);
     att_cp_commit();
-    int ld_tile = nkt > 1 ? 1 : 0;
-    att_load_tile<BN, D>(sK + BN * D, gk, p.k_st, ld_tile * BN, T, tid);
+    int ld_step = nst > 1 ? 1 : 0;
+    att_load_tile<BK, D>(sK + BK * D, gk, p.k_st, ld_step * BK, T, tid);
     att_cp_commit();
-    ld_tile = ld_tile + 1 == nkt ? 0 : ld_tile + 1;
+    ld_step = ld_step + 1 == nst ? 0 : ld_step + 1;
     int ld_stage = 2, stage = 0;
     att_cp_wait<2>();
     att_fence_async_smem();
@@ -567,8 +614,12 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 
     int row[2] = {r0w + g, r0w + g + 8};
     bool rvalid[2] = {row[0] < T, row[1] < T};
-    float mrow[2] = {-INFINITY, -INFINITY}, th[2] = {0.0f, 0.0f}, th_eval[2] = {0.0f, 0.0f};
-    EntmaxTau tt[2];
+    // th = the theta the current pass evaluates (the running row max during the max pass). What only the end of
+    // a pass needs (the row max and the bracket) waits in this thread's shared slot, so that the 64 scores of a
+    // step, the sums and the loop state fit in 128 registers without serialising the wgmma pipeline:
+    // slot[j] = tau, [2 + j] = lo, [4 + j] = hi (relative to the row max), [6 + j] = scaled row max c * max.
+    float* slot = sRow + tid * 8;
+    float th[2] = {-INFINITY, -INFINITY};
     EntmaxSums sums[2][2]; // [row][n8 tile parity]: two independent accumulation chains per row (ILP)
     int it = 0;
     bool maxpass = true, tracked = false, near = false;
@@ -576,72 +627,84 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
         const bool trk = !maxpass && track && (it >= p.niter - 1 || near); // a pass that may be the last one
         if (!maxpass) {
 #pragma unroll
-            for (int j = 0; j < 2; j++) { sums[j][0] = sums[j][1] = entmax_sums_zero(); th_eval[j] = th[j]; }
+            for (int j = 0; j < 2; j++) sums[j][0] = sums[j][1] = entmax_sums_zero();
         }
-        for (int kt = 0; kt < nkt; kt++) {
+        for (int js = 0; js < nst; js++) {
             att_cp_wait<1>();
             att_fence_async_smem();
             __syncthreads();
-            // prefetch step + 2 (the tile of the next pass when this one ends; harmless if none follows)
-            att_load_tile<BN, D>(sK + ld_stage * BN * D, gk, p.k_st, ld_tile * BN, T, tid);
+            // prefetch step + 2 (the step of the next pass when this one ends; harmless if none follows)
+            att_load_tile<BK, D>(sK + ld_stage * BK * D, gk, p.k_st, ld_step * BK, T, tid);
             att_cp_commit();
-            ld_tile = ld_tile + 1 == nkt ? 0 : ld_tile + 1;
+            ld_step = ld_step + 1 == nst ? 0 : ld_step + 1;
             ld_stage = ld_stage == ATT_STAGES - 1 ? 0 : ld_stage + 1;
-            float mx = -INFINITY;
-            float s[8][4];
-            if (WG) {
-                if (gactive && kt <= glast) // warpgroup-uniform
-                    att_wgmma_abt64(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sK + stage * BN * D));
-            } else if (wactive && kt <= wlast) {
-                att_mma_abt<D>(s, qf, sK + stage * BN * D, lane);
-            }
+            const att_bf16* sKs = sK + stage * BK * D;
             stage = stage == ATT_STAGES - 1 ? 0 : stage + 1;
-            if (wactive && kt <= wlast) {
-                const int k0 = kt * BN;
-                if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
-#pragma unroll
-                    for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++) {
-                            int key = k0 + nt * 8 + 2 * tq + (e & 1);
-                            if (key >= T || (CAUSAL && key > row[e >> 1])) s[nt][e] = -INFINITY;
-                        }
+            float s[8 * NH][4]; // s[8hf .. 8hf+7] = 64-key tile NH js + hf
+            float(&s0)[8][4] = *reinterpret_cast<float(*)[8][4]>(&s[0][0]);
+            if (WG) {
+                if (gactive && NH * js <= glast) { // warpgroup-uniform
+                    const uint32_t sQg = att_smem_addr(sQ + (warp >> 2) * 64 * D);
+                    if (NH * js + NH - 1 <= glast) att_wgmma_abt64(s, sQg, att_smem_addr(sKs));
+                    else att_wgmma_abt64(s0, sQg, att_smem_addr(sKs)); // NH = 2, only the first tile is visible
                 }
-                if (maxpass) {
-#pragma unroll
-                    for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++) mrow[e >> 1] = fmaxf(mrow[e >> 1], s[nt][e]);
-                } else if (trk) {
-#pragma unroll
-                    for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++) {
-                            float x = fmaf(s[nt][e], c, -th[e >> 1]); // x = z - theta
-                            entmax_sums_add(KIND, a, x, &sums[e >> 1][nt & 1]);
-                            mx = fmaxf(mx, x);
-                        }
-                } else {
-#pragma unroll
-                    for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++)
-                            entmax_sums_add(KIND, a, fmaf(s[nt][e], c, -th[e >> 1]), &sums[e >> 1][nt & 1]);
-                }
+            } else if (wactive && NH * js <= wlast) {
+                att_mma_abt<D>(s0, qf, sKs, lane);
+                if (NH == 2 && 2 * js + 1 <= wlast)
+                    att_mma_abt<D>(*reinterpret_cast<float(*)[8][4]>(&s[8 * (NH - 1)][0]), qf, sKs + BN * D, lane);
             }
-            if (trk) {
-                mx = att_warp_max(mx);
-                if (lane == 0) sMw[warp * p.n64 + kt] = mx;
+#pragma unroll
+            for (int hf = 0; hf < NH; hf++) {
+                const int kt = NH * js + hf;
+                float mx = -INFINITY;
+                if (wactive && kt <= wlast) {
+                    const int k0 = kt * BN;
+                    if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
+#pragma unroll
+                        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++) {
+                                int key = k0 + nt * 8 + 2 * tq + (e & 1);
+                                if (key >= T || (CAUSAL && key > row[e >> 1])) s[8 * hf + nt][e] = -INFINITY;
+                            }
+                    }
+                    if (maxpass) {
+#pragma unroll
+                        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++) th[e >> 1] = fmaxf(th[e >> 1], s[8 * hf + nt][e]);
+                    } else if (trk) {
+#pragma unroll
+                        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++) {
+                                float x = fmaf(s[8 * hf + nt][e], c, -th[e >> 1]); // x = z - theta
+                                entmax_sums_add(KIND, a, x, &sums[e >> 1][nt & 1]);
+                                mx = fmaxf(mx, x);
+                            }
+                    } else {
+#pragma unroll
+                        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++)
+                                entmax_sums_add(KIND, a, fmaf(s[8 * hf + nt][e], c, -th[e >> 1]), &sums[e >> 1][nt & 1]);
+                    }
+                }
+                if (trk && kt < nkt) {
+                    mx = att_warp_max(mx);
+                    if (lane == 0) sMw[warp * p.n64 + kt] = mx;
+                }
             }
         }
         if (maxpass) {
 #pragma unroll
             for (int j = 0; j < 2; j++) {
-                mrow[j] = att_quad_max(mrow[j]);
+                float m = att_quad_max(th[j]);
                 int n = CAUSAL ? min(row[j] + 1, T) : T;
-                tt[j] = entmax_tau_init(p.alpha, 0.0f, n);
-                if (!(mrow[j] > -INFINITY)) mrow[j] = 0.0f;
-                th[j] = c * mrow[j] + tt[j].tau;
+                EntmaxTau t = entmax_tau_init(p.alpha, 0.0f, n);
+                if (!(m > -INFINITY)) m = 0.0f;
+                slot[j] = t.tau; slot[2 + j] = t.lo; slot[4 + j] = t.hi; slot[6 + j] = c * m;
+                th[j] = c * m + t.tau;
             }
             maxpass = false;
             continue;
@@ -656,13 +719,17 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             sm.s1 = att_quad_sum(sm.s1);
             sm.s2 = att_quad_sum(sm.s2);
             float f = sm.s0 - 1.0f;
-            entmax_tau_step(KIND, a, &tt[j], sm);
-            th[j] = c * mrow[j] + tt[j].tau;
+            EntmaxTau t;
+            t.tau = slot[j]; t.lo = slot[2 + j]; t.hi = slot[4 + j];
+            entmax_tau_step(KIND, a, &t, sm);
+            slot[j] = t.tau; slot[2 + j] = t.lo; slot[4 + j] = t.hi;
+            const float th_eval = th[j];
+            th[j] = slot[6 + j] + t.tau;
             if (rvalid[j]) {
                 conv = conv && fabsf(f) <= ATT_TOL_EXIT;
                 nconv = nconv && fabsf(f) <= 1e-3f;
                 ok = ok && fabsf(f) <= p.tol_cont;
-                dmin = fminf(dmin, th[j] - th_eval[j]);
+                dmin = fminf(dmin, th[j] - th_eval);
             }
         }
         it++;
@@ -851,12 +918,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                 }
                 if constexpr (WG) {
                     att_wg_fence();
-#pragma unroll
-                    for (int kk = 0; kk < 2; kk++) {
-                        const uint32_t vrow = att_smem_addr(sVb + (2 * half + kk) * 16 * D);
-                        att_wgmma_av64(oacc, pa[kk], vrow);
-                        att_wgmma_av64(o2acc, ua[kk], vrow);
-                    }
+                    const uint32_t vrow = att_smem_addr(sVb + 2 * half * 16 * D);
+                    att_wgmma_av64(oacc, pa, vrow);
+                    att_wgmma_av64(o2acc, ua, vrow);
                     att_wg_commit_wait();
                     att_wg_keep(pa);
                     att_wg_keep(ua);
@@ -1498,8 +1562,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
             }
             if constexpr (WG) { // dQ += dS K: one wgmma batch per tile
                 att_wg_fence();
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++) att_wgmma_av64(dq, da[kk], att_smem_addr(sKb + kk * 16 * D));
+                att_wgmma_av64(dq, da, att_smem_addr(sKb));
                 att_wg_commit_wait();
                 att_wg_keep(da);
             } else {
@@ -1704,11 +1767,8 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
                     uint32_t pa[2][4], da[2][4];
                     att_dkdv_frags<KIND, CAUSAL, 4>(pa, da, s, dp, sThb + 32 * half, sDlb + 32 * half, q0h, key, T, tq, p);
                     att_wg_fence(); // dV += P^T dO, dK += dS^T Q
-#pragma unroll
-                    for (int kk = 0; kk < 2; kk++) {
-                        att_wgmma_av64(dv, pa[kk], att_smem_addr(sdOb + (2 * half + kk) * 16 * D));
-                        att_wgmma_av64(dk, da[kk], att_smem_addr(sQb + (2 * half + kk) * 16 * D));
-                    }
+                    att_wgmma_av64(dv, pa, att_smem_addr(sdOb + 2 * half * 16 * D));
+                    att_wgmma_av64(dk, da, att_smem_addr(sQb + 2 * half * 16 * D));
                     att_wg_commit_wait();
                     att_wg_keep(pa);
                     att_wg_keep(da);
@@ -1868,7 +1928,8 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
     p.BH = a->B * a->H;
     dim3 grid = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
     if (em.kind != ENTMAX_SOFTMAX && split) {
-        int smem_tau = (ATT_BM * D + ATT_STAGES * ATT_BN * D) * 2 + ATT_WARPS * 4 + (p.track ? ATT_WARPS * p.n64 * 4 : 0);
+        int smem_tau = (ATT_BM * D + ATT_STAGES * att_tau_tiles(em.kind, a->causal != 0) * ATT_BN * D) * 2 + (ATT_WARPS + ATT_THREADS * 8) * 4 +
+                       (p.track ? ATT_WARPS * p.n64 * 4 : 0);
         dim3 grid_tau = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
         err = attn_launch(attn_pick_attn_tau_kernel(em.kind, D, a->causal), p, grid_tau, smem_tau, stream);
         if (err) return err;

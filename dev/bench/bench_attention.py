@@ -35,6 +35,9 @@ def method_fn(name):
         return (lambda q, k, v: ea.entmax_attention(q, k, v, alpha=2.0, causal=True, layout="bhtd")), 2.0
     if name == "ours_softmax":
         return (lambda q, k, v: ea.entmax_attention(q, k, v, alpha=1.0, causal=True, layout="bhtd")), 1.0
+    if name.startswith("ours_a"):  # ours_a1.25: any alpha
+        al = float(name[6:])
+        return (lambda q, k, v: ea.entmax_attention(q, k, v, alpha=al, causal=True, layout="bhtd")), al
     if name in ("fa2", "cudnn"):
         be = SDPBackend.FLASH_ATTENTION if name == "fa2" else SDPBackend.CUDNN_ATTENTION
         def f(q, k, v):
