@@ -22,6 +22,7 @@
                      (warp, key tile) so that tiles with every x <= 0 at the final theta are known ("dead").
                      After niter passes it goes on (up to niter + 6) while some row has |f| > tol_cont (flat
                      rows, e.g. at initialisation). Writes stat = theta and the tile mask. 2 CTAs per SM.
+                     Steps of 128 keys (two tiles) for alpha = 1.5 and causal alpha = 2 (att_tau_tiles).
    attn_out_kernel   (entmax) output pass over the live tiles: O, O2, sum p, sum u; 2 CTAs per SM at D = 64.
                      A row with |sum p - 1| > 1e-3 gets stat = NaN instead of O (rare), and
    attn_fwd_kernel   in redo mode (a small grid that scans stat for NaN) solves those 128-row tiles from scratch
