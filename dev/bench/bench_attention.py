@@ -4,6 +4,9 @@ backends) vs AdaSplash (PyPI adasplash 0.2.2: adasplash_v2, adasplash_v1).
 
     python3 dev/bench/bench_attention.py [--T 1024,2048,...] [--D 64] [--methods ours15,ours2,...] [--md out.md]
 
+Methods: ours15, ours2, ours_softmax (this project at alpha = 1.5, 2, 1), ours_aX (alpha = X, e.g. ours_a1.25),
+fa2, cudnn, adasplash_v2, adasplash_v1.
+
 Shapes: causal, H = 12, B*T = 65,536 tokens, bf16, q, k, v, dO ~ N(0, 1), layout (B, H, T, D) for everyone.
 Times: median of triton.testing.do_bench (ms). "fwd" = forward only (no autograd graph); "f+b" = forward +
 backward with a fixed random dO. TFLOP/s counts the causal work: fwd 2*B*H*T^2*D, f+b 3.5x that (FA convention).
