@@ -303,6 +303,19 @@ __device__ __forceinline__ void att_wg_commit_wait() {
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #endif
 }
+// split form for pipelining: commit the batches issued since the last commit as one group; wait until at most N
+// groups are still in flight (an empty group, committed where nothing was issued, keeps the counts uniform)
+__device__ __forceinline__ void att_wg_commit() {
+#if ATT_WGMMA
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void att_wg_wait() {
+#if ATT_WGMMA
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
 // Register A operands of an issued batch must not be reused by the compiler before the wait: call this on them
 // right after att_wg_commit_wait(). The empty asm "reads and writes" every register, so they stay live until here.
 template <int N, int M>
@@ -554,8 +567,9 @@ typedef struct {
 // ----------------------------------------------------------------------------------------------------------
 // forward, kernel 1 (entmax only): row max and theta. One CTA = 128 query rows (8 warps x 16), K streamed in
 // steps of 128 keys (two 64-key tiles) through a 3-stage cp.async ring with one barrier per step (the step two
-// ahead is loaded into the stage every warp has finished). With wgmma (D = 64) one m64n128 batch per step. The
-// per-step costs (barrier, loads, wgmma issue and wait, loop) were ~40% of the instructions with 64-key steps.
+// ahead is loaded into the stage every warp has finished). With wgmma (D = 64) the two 64-key tiles of a step are
+// two m64n64 groups, and the warps work on the first while the second runs (see PIPE). The per-step costs
+// (barrier, loads, wgmma issue and wait, loop) were ~40% of the instructions with 64-key steps.
 // Registers are kept under 128 so that two CTAs share an SM and the tensor work of one overlaps the elementwise
 // work of the other. Writes stat = theta for every row, the mask rows of its two 64-query tiles and the
 // dead-tile counters.
@@ -570,6 +584,12 @@ __host__ __device__ constexpr int att_tau_tiles(int kind, bool causal) {
 template <int KIND, int D, bool CAUSAL>
 __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(const AttnFwdParams p) {
     constexpr int BM = ATT_BM, BN = ATT_BN, NH = att_tau_tiles(KIND, CAUSAL), BK = NH * BN, NW = ATT_WARPS;
+    // D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows (warps 4wg..4wg+3)
+    constexpr bool WG = ATT_WGMMA && D == 64;
+    // PIPE (wgmma, two tiles per step): the two tiles of a step are two wgmma groups, and the warps work on the
+    // scores of the first while the tensor cores compute the second. (Keeping a group in flight across the loop's
+    // back edge as well, for full overlap, makes ptxas serialise every wgmma of the kernel: C7514.)
+    constexpr bool PIPE = WG && NH == 2;
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
     att_bf16* sK = sQ + BM * D;                        // [3][BK*D]
@@ -590,8 +610,6 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool track = p.track;
     const float c = p.c, a = p.a;
-    // D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows (warps 4wg..4wg+3)
-    constexpr bool WG = ATT_WGMMA && D == 64;
     if (WG) att_wg_check_align(att_smem);
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
@@ -612,7 +630,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     __syncthreads();
     uint32_t qf[D / 16][4];
     if (!WG) att_load_afrag<D>(qf, sQ, warp * 16, lane);
-
+    const uint32_t sQg = att_smem_addr(sQ + (warp >> 2) * 64 * D);
     int row[2] = {r0w + g, r0w + g + 8};
     bool rvalid[2] = {row[0] < T, row[1] < T};
     // th = the theta the current pass evaluates (the running row max during the max pass). What only the end of
@@ -630,6 +648,48 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 #pragma unroll
             for (int j = 0; j < 2; j++) sums[j][0] = sums[j][1] = entmax_sums_zero();
         }
+        // the work on the scores st of 64-key tile kt: mask, then the row max (max pass) or the sums at th, and in
+        // a tracked pass the tile's max of x = z - theta over the warp's rows
+        auto tile_work = [&](float (&st)[8][4], const int kt) {
+            float mx = -INFINITY;
+            if (wactive && kt <= wlast) {
+                const int k0 = kt * BN;
+                if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            int key = k0 + nt * 8 + 2 * tq + (e & 1);
+                            if (key >= T || (CAUSAL && key > row[e >> 1])) st[nt][e] = -INFINITY;
+                        }
+                }
+                if (maxpass) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) th[e >> 1] = fmaxf(th[e >> 1], st[nt][e]);
+                } else if (trk) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            float x = fmaf(st[nt][e], c, -th[e >> 1]); // x = z - theta
+                            entmax_sums_add(KIND, a, x, &sums[e >> 1][nt & 1]);
+                            mx = fmaxf(mx, x);
+                        }
+                } else {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++)
+                            entmax_sums_add(KIND, a, fmaf(st[nt][e], c, -th[e >> 1]), &sums[e >> 1][nt & 1]);
+                }
+            }
+            if (trk && kt < nkt) {
+                mx = att_warp_max(mx);
+                if (lane == 0) sMw[warp * p.n64 + kt] = mx;
+            }
+        };
         for (int js = 0; js < nst; js++) {
             att_cp_wait<1>();
             att_fence_async_smem();
@@ -643,59 +703,36 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             stage = stage == ATT_STAGES - 1 ? 0 : stage + 1;
             float s[8 * NH][4]; // s[8hf .. 8hf+7] = 64-key tile NH js + hf
             float(&s0)[8][4] = *reinterpret_cast<float(*)[8][4]>(&s[0][0]);
+            float(&s1)[8][4] = *reinterpret_cast<float(*)[8][4]>(&s[8 * (NH - 1)][0]);
+            if (PIPE) {
+                // Both tiles are issued whether the warpgroup sees them or not (the stage holds loaded or
+                // zero-filled rows; tile_work ignores what it does not see): a wgmma in a branch would still be in
+                // flight where the branches merge, and ptxas would serialise them all (C7520).
+                const uint32_t sKa = att_smem_addr(sKs);
+                att_wg_fence();
+                att_wgmma_abt64_issue(s0, sQg, sKa);
+                att_wg_commit();
+                att_wgmma_abt64_issue(s1, sQg, sKa + BN * D * 2);
+                att_wg_commit();
+                att_wg_wait<1>();
+                att_wg_keep(s0);
+                tile_work(s0, 2 * js);
+                att_wg_wait<0>();
+                att_wg_keep(s1);
+                tile_work(s1, 2 * js + 1);
+                continue;
+            }
             if (WG) {
                 if (gactive && NH * js <= glast) { // warpgroup-uniform
-                    const uint32_t sQg = att_smem_addr(sQ + (warp >> 2) * 64 * D);
                     if (NH * js + NH - 1 <= glast) att_wgmma_abt64(s, sQg, att_smem_addr(sKs));
                     else att_wgmma_abt64(s0, sQg, att_smem_addr(sKs)); // NH = 2, only the first tile is visible
                 }
             } else if (wactive && NH * js <= wlast) {
                 att_mma_abt<D>(s0, qf, sKs, lane);
-                if (NH == 2 && 2 * js + 1 <= wlast)
-                    att_mma_abt<D>(*reinterpret_cast<float(*)[8][4]>(&s[8 * (NH - 1)][0]), qf, sKs + BN * D, lane);
+                if (NH == 2 && 2 * js + 1 <= wlast) att_mma_abt<D>(s1, qf, sKs + BN * D, lane);
             }
 #pragma unroll
-            for (int hf = 0; hf < NH; hf++) {
-                const int kt = NH * js + hf;
-                float mx = -INFINITY;
-                if (wactive && kt <= wlast) {
-                    const int k0 = kt * BN;
-                    if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
-#pragma unroll
-                        for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                            for (int e = 0; e < 4; e++) {
-                                int key = k0 + nt * 8 + 2 * tq + (e & 1);
-                                if (key >= T || (CAUSAL && key > row[e >> 1])) s[8 * hf + nt][e] = -INFINITY;
-                            }
-                    }
-                    if (maxpass) {
-#pragma unroll
-                        for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                            for (int e = 0; e < 4; e++) th[e >> 1] = fmaxf(th[e >> 1], s[8 * hf + nt][e]);
-                    } else if (trk) {
-#pragma unroll
-                        for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                            for (int e = 0; e < 4; e++) {
-                                float x = fmaf(s[8 * hf + nt][e], c, -th[e >> 1]); // x = z - theta
-                                entmax_sums_add(KIND, a, x, &sums[e >> 1][nt & 1]);
-                                mx = fmaxf(mx, x);
-                            }
-                    } else {
-#pragma unroll
-                        for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                            for (int e = 0; e < 4; e++)
-                                entmax_sums_add(KIND, a, fmaf(s[8 * hf + nt][e], c, -th[e >> 1]), &sums[e >> 1][nt & 1]);
-                    }
-                }
-                if (trk && kt < nkt) {
-                    mx = att_warp_max(mx);
-                    if (lane == 0) sMw[warp * p.n64 + kt] = mx;
-                }
-            }
+            for (int hf = 0; hf < NH; hf++) tile_work(*reinterpret_cast<float(*)[8][4]>(&s[8 * hf][0]), NH * js + hf);
         }
         if (maxpass) {
 #pragma unroll
