@@ -165,6 +165,15 @@ __device__ __forceinline__ uint32_t att_pack(float lo, float hi) {
     return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// row j (0: row g, 1: row g + 8 of the warp's 16) of a 16 x 8N accumulator in the mma layout, times scale, as bf16
+// at dst (this thread's columns 8i + 2tq, 8i + 2tq + 1)
+template <int N>
+__device__ __forceinline__ void att_store_row(att_bf16* dst, const float (&acc)[N][4], int j, float scale, int tq) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        *reinterpret_cast<uint32_t*>(dst + i * 8 + 2 * tq) = att_pack(acc[i][2 * j] * scale, acc[i][2 * j + 1] * scale);
+}
+
 // Shared tiles are [rows][D] bf16, 16-byte chunks XOR-swizzled by (row & 7) so that ldmatrix (8 rows, same
 // chunk) and the cp.async fills are bank-conflict free. Offset in elements:
 template <int D>
@@ -989,17 +998,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
         }
         float ip = 1.0f / rs_p[j];
         float iu = rs_u[j] > 0.0f ? 1.0f / rs_u[j] : 0.0f;
-        att_bf16* orow = go + (long long)row[j] * p.o_st;
-#pragma unroll
-        for (int i = 0; i < NDT; i++)
-            *reinterpret_cast<uint32_t*>(orow + i * 8 + 2 * tq) = att_pack(oacc[i][2 * j] * ip, oacc[i][2 * j + 1] * ip);
-        if (go2) {
-            att_bf16* o2row = go2 + (long long)row[j] * p.o2_st;
-#pragma unroll
-            for (int i = 0; i < NDT; i++)
-                *reinterpret_cast<uint32_t*>(o2row + i * 8 + 2 * tq) =
-                    att_pack(o2acc[i][2 * j] * iu, o2acc[i][2 * j + 1] * iu);
-        }
+        att_store_row(go + (long long)row[j] * p.o_st, oacc, j, ip, tq);
+        if (go2) att_store_row(go2 + (long long)row[j] * p.o2_st, o2acc, j, iu, tq);
     }
     if (p.stats != nullptr && p.count_nnz) {
         // a CTA that will be redone counts its nonzeros there
@@ -1062,8 +1062,7 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
     bool rvalid[2] = {row[0] < T, row[1] < T};
     float mrow[2] = {-INFINITY, -INFINITY}; // max raw score (entmax) / running max (softmax)
     EntmaxTau tt[2];
-    float th[2] = {0.0f, 0.0f};             // theta used by the current pass
-    float th_eval[2] = {0.0f, 0.0f};
+    float th[2] = {0.0f, 0.0f};             // theta used by the current pass (it changes only between passes)
     EntmaxSums sums[2];
     float rs_p[2], rs_u[2];
     float oacc[NDT][4], o2acc[NDT][4];
@@ -1138,7 +1137,6 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
         }
         if (phase == PH_TAU) {
             sums[0] = entmax_sums_zero(); sums[1] = entmax_sums_zero();
-            th_eval[0] = th[0]; th_eval[1] = th[1];
         }
         while (kt < nkt) {
             int n2 = n1 < nkt ? next_tile(n1) : nkt;
@@ -1280,11 +1278,12 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
                 sums[j].s1 = att_quad_sum(sums[j].s1);
                 sums[j].s2 = att_quad_sum(sums[j].s2);
                 float f = sums[j].s0 - 1.0f;
+                const float th_eval = th[j]; // the theta this pass evaluated
                 entmax_tau_step(KIND, a, &tt[j], sums[j]);
                 th[j] = c * mrow[j] + tt[j].tau;
                 if (rvalid[j]) {
                     conv = conv && fabsf(f) <= ATT_TOL_EXIT;
-                    dmin = fminf(dmin, th[j] - th_eval[j]);
+                    dmin = fminf(dmin, th[j] - th_eval);
                 }
             }
             it++;
@@ -1348,17 +1347,8 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
         if (!rvalid[j]) continue;
         float ip = rs_p[j] > 0.0f ? 1.0f / rs_p[j] : 0.0f;
         float iu = rs_u[j] > 0.0f ? 1.0f / rs_u[j] : 0.0f;
-        att_bf16* orow = go + (long long)row[j] * p.o_st;
-#pragma unroll
-        for (int i = 0; i < NDT; i++)
-            *reinterpret_cast<uint32_t*>(orow + i * 8 + 2 * tq) = att_pack(oacc[i][2 * j] * ip, oacc[i][2 * j + 1] * ip);
-        if (want_o2) {
-            att_bf16* o2row = go2 + (long long)row[j] * p.o2_st;
-#pragma unroll
-            for (int i = 0; i < NDT; i++)
-                *reinterpret_cast<uint32_t*>(o2row + i * 8 + 2 * tq) =
-                    att_pack(o2acc[i][2 * j] * iu, o2acc[i][2 * j + 1] * iu);
-        }
+        att_store_row(go + (long long)row[j] * p.o_st, oacc, j, ip, tq);
+        if (want_o2) att_store_row(go2 + (long long)row[j] * p.o2_st, o2acc, j, iu, tq);
         if (tq == 0) {
             float st = SOFTMAX ? mrow[j] * p.sl2 + log2f(rs_p[j]) : th[j];
             p.stat[(long long)bh * T + row[j]] = st;
@@ -1616,10 +1606,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
 #pragma unroll
     for (int j = 0; j < 2; j++) {
         if (row[j] >= T) continue;
-        att_bf16* r = gdq + (long long)row[j] * p.dq_st;
-#pragma unroll
-        for (int i = 0; i < NDT; i++)
-            *reinterpret_cast<uint32_t*>(r + i * 8 + 2 * tq) = att_pack(dq[i][2 * j] * p.scale, dq[i][2 * j + 1] * p.scale);
+        att_store_row(gdq + (long long)row[j] * p.dq_st, dq, j, p.scale, tq);
     }
 }
 
@@ -1838,13 +1825,8 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
 #pragma unroll
     for (int j = 0; j < 2; j++) {
         if (key[j] >= T) continue;
-        att_bf16* rk = gdk + (long long)key[j] * p.dk_st;
-        att_bf16* rv = gdv + (long long)key[j] * p.dv_st;
-#pragma unroll
-        for (int n = 0; n < NDT; n++) {
-            *reinterpret_cast<uint32_t*>(rk + n * 8 + 2 * tq) = att_pack(dk[n][2 * j] * p.scale, dk[n][2 * j + 1] * p.scale);
-            *reinterpret_cast<uint32_t*>(rv + n * 8 + 2 * tq) = att_pack(dv[n][2 * j], dv[n][2 * j + 1]);
-        }
+        att_store_row(gdk + (long long)key[j] * p.dk_st, dk, j, p.scale, tq);
+        att_store_row(gdv + (long long)key[j] * p.dv_st, dv, j, 1.0f, tq);
     }
 }
 
