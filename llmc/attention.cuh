@@ -306,14 +306,8 @@ __device__ __forceinline__ void att_wg_fence() {
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void att_wg_commit_wait() {
-#if ATT_WGMMA
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-#endif
-}
-// split form for pipelining: commit the batches issued since the last commit as one group; wait until at most N
-// groups are still in flight (an empty group, committed where nothing was issued, keeps the counts uniform)
+// commit the batches issued since the last commit as one group; wait until at most N groups are still in flight
+// (an empty group, committed where nothing was issued, keeps the counts uniform)
 __device__ __forceinline__ void att_wg_commit() {
 #if ATT_WGMMA
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
@@ -324,6 +318,10 @@ __device__ __forceinline__ void att_wg_wait() {
 #if ATT_WGMMA
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 #endif
+}
+__device__ __forceinline__ void att_wg_commit_wait() {
+    att_wg_commit();
+    att_wg_wait<0>();
 }
 // Register A operands of an issued batch must not be reused by the compiler before the wait: call this on them
 // right after att_wg_commit_wait(). The empty asm "reads and writes" every register, so they stay live until here.
