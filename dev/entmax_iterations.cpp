@@ -27,7 +27,9 @@
  update. Stopping at |f(tau_k)| <= tol_cont is safe if the update then gives |f(tau_k+1)| <= 1e-3, so we measure
    worst = min |f(tau_k)| over all (row, k >= 0) with |f(tau_k+1)| > 1e-3   (tol_cont must stay below it)
  and the same over k >= niter - 1 only: the kernel stops after pass P >= niter, having seen f(tau_P-1), so with its
- default niter (3 for alpha 1.5, else 5: attention_default_niter in llmc/attention.cuh) only those k matter.
+ default niter (2 for alpha 1.5, else 5: attention_default_niter in llmc/attention.cuh) only those k matter.
+ tau_0 is the bracket midpoint, except for alpha = 1.5 where the kernel starts flat rows at entmax15_tau_guess
+ (from the fp32 mean and variance of the row), as here.
  over rows of n N(0, sigma^2) fp32 scores, sigma in {0.02 .. 8} (small sigma = flat rows, as at initialisation),
  n in {2 .. 4096}, `rows` rows per (sigma, n), the same rows for every alpha. Also the passes a row needs: the first
  k with |f(tau_k)| <= 1e-3 (k updates, then the output pass at tau_k). Plain fp32 sequential sums, 12 evaluations.
@@ -97,7 +99,7 @@ static void summarize(const std::vector<int>& v, int cap, double* mean, int* mx,
 
 #define STOP_EVALS 12      // evaluations of f per row: tau_0 .. tau_11
 // the GPU kernel's default niter (attention_default_niter in llmc/attention.cuh, which needs CUDA headers)
-static int stop_niter(float alpha) { return entmax_kind_of(alpha) == ENTMAX_15 ? 3 : 5; }
+static int stop_niter(float alpha) { return entmax_kind_of(alpha) == ENTMAX_15 ? 2 : 5; }
 #define STOP_TOL 1e-3f     // |f| the solver must reach (the kernel's "near" test)
 
 static const float stop_sigmas[] = {0.02f, 0.05f, 0.1f, 0.2f, 0.3f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f};
@@ -130,6 +132,14 @@ static void stop_alpha(float alpha, int rows, unsigned long long seed, StopResul
                 float m = s[0];
                 for (float v : s) m = std::max(m, v);
                 EntmaxTau t = entmax_tau_init(alpha, 0.0f, n);
+                if (e.kind == ENTMAX_15) {
+                    // the kernel's start for flat rows: fp32 moments of the scores, then entmax15_tau_guess
+                    float m1 = 0.0f, m2 = 0.0f;
+                    for (float v : s) { m1 += v; m2 = fmaf(v, v, m2); }
+                    float mean = m1 / (float)n, var = std::max(m2 / (float)n - mean * mean, 0.0f), g;
+                    if (entmax15_tau_guess(e.am1 * (mean - m), e.am1 * e.am1 * var, n, &g))
+                        t.tau = std::min(std::max(g, t.lo), t.hi);
+                }
                 float fprev = NAN;
                 int need = STOP_EVALS; // "not reached"
                 for (int it = 0; it < STOP_EVALS; it++) {
@@ -163,7 +173,7 @@ static int run_stop(int rows, unsigned long long seed, const std::vector<double>
 
     printf("stopping rule of the GPU tau solver: rows of n N(0, sigma^2) fp32 scores, %d rows per (sigma, n), "
            "seed %llu, the same rows for every alpha; f(tau) = sum_j [(alpha-1)(s_j - max s) - tau]_+^(1/(alpha-1)) - 1, "
-           "tau_0 = bracket midpoint, tau_k+1 = entmax_tau_step(tau_k), %d evaluations per row\n\n",
+           "tau_0 = bracket midpoint (alpha 1.5: entmax15_tau_guess where it applies), tau_k+1 = entmax_tau_step(tau_k), %d evaluations per row\n\n",
            rows, seed, STOP_EVALS);
     printf("passes: the first k with |f(tau_k)| <= %g (k updates, then the output pass at tau_k), max over the rows;\n"
            "each cell lists n =", (double)STOP_TOL);

@@ -16,7 +16,8 @@
  Saved per row: stat_i = theta_i (fp32). Softmax: stat_i = log2(sum_j exp2(s_ij log2 e)), p = exp2(s log2e - stat).
 
  Forward (CTAs of 128 query rows = 8 warps x 16 rows; key tiles of 64 through a 3-stage cp.async ring):
-   attn_tau_kernel   (entmax) pass 0: row max of acc over the visible keys; passes 1..n: the sums
+   attn_tau_kernel   (entmax) pass 0: row max of acc over the visible keys (alpha = 1.5 in flat rows also their
+                     mean and variance, for a first theta near the root: entmax15_tau_guess); passes 1..n: the sums
                      (entmax_sums_add) at the current theta, then entmax_tau_step (safeguarded Halley-bisection);
                      a CTA stops early when every row has |f| <= 1e-6. The last pass records max_j x_ij per
                      (warp, key tile) so that tiles with every x <= 0 at the final theta are known ("dead").
@@ -66,7 +67,7 @@ typedef struct {
     int causal;                // 1 = causal (key j visible to query i iff j <= i)
     int niter;                 // tau passes before the output pass. > 0: at least niter, more (up to niter + 6)
                                // while rows are far from converged; < 0: exactly -niter (a fixed-iteration solver,
-                               // e.g. to compare with AdaSplash's niter); 0 = default for alpha (1.5: 3, else 5).
+                               // e.g. to compare with AdaSplash's niter); 0 = default for alpha (1.5: 2, else 5).
                                // Rows still off after the output pass (|sum p - 1| > 1e-3) are solved again.
     AttnTensor q, k, v;        // inputs (forward and backward)
     AttnTensor o;              // forward output
@@ -477,6 +478,9 @@ __device__ __forceinline__ float att_warp_sum(float x) {
 // Grids are (tiles, heads): blockIdx.x = tile, so the CTAs of one head run together and its K/V stay in L2
 // (heads in flight x K/V per head would overflow L2 at long T if heads were the fast index); the head index
 // spills into blockIdx.z past 65535.
+// a compile-time bool for generic lambdas (decltype(x)::value)
+template <bool B> struct AttBool { static constexpr bool value = B; };
+
 __device__ __forceinline__ int att_bh() { return (int)(blockIdx.z * gridDim.y + blockIdx.y); }
 static inline dim3 attn_grid(int tiles, int BH) {
     int y = BH < 65535 ? BH : 65535;
@@ -646,22 +650,46 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     // slot[j] = tau, [2 + j] = lo, [4 + j] = hi (relative to the row max), [6 + j] = scaled row max c * max.
     float* slot = sRow + tid * 8;
     float th[2] = {-INFINITY, -INFINITY};
-    EntmaxSums sums[2][2]; // [row][n8 tile parity]: two independent accumulation chains per row (ILP)
+    // [row][n8 tile parity]: two independent accumulation chains per row (ILP). In the max pass (alpha = 1.5) the
+    // same registers hold the moments of the raw scores for entmax15_tau_guess: s0 = sum acc, s1 = sum acc^2.
+    EntmaxSums sums[2][2];
+    // GUESS: the max pass also takes the mean and variance of each row (two more instructions per score), for a
+    // starting theta near the root in flat rows. After the first step a warp goes on with them only if one of its
+    // rows looks flat on that step's keys, so peaked rows pay for one step only.
+    constexpr bool GUESS = KIND == ENTMAX_15;
+    bool moments = GUESS, all_guessed = false;
+    const int n_mom = BN * min(T / BN, CAUSAL ? (r0w + 1) / BN : T / BN); // keys of the warp's full tiles
     int it = 0;
     bool maxpass = true, tracked = false, near = false;
     while (true) {
-        const bool trk = !maxpass && track && (it >= p.niter - 1 || near); // a pass that may be the last one
-        if (!maxpass) {
+        // a pass that may be the last one records the tile maxima (trk): from pass niter + 1 on, after a pass with
+        // every row near the root, and pass niter (the first the loop may stop after) when it always (fixed count)
+        // or probably (every row started at the guess) is the last. Rows of N(0, 1) scores need one more.
+        const bool first_stop = it == p.niter - 1 && (!GUESS || all_guessed || p.niter_cap == p.niter);
+        const bool trk = !maxpass && track && (it >= p.niter || near || first_stop);
 #pragma unroll
-            for (int j = 0; j < 2; j++) sums[j][0] = sums[j][1] = entmax_sums_zero();
-        }
-        // the work on the scores st of 64-key tile kt: mask, then the row max (max pass) or the sums at th, and in
-        // a tracked pass the tile's max of x = z - theta over the warp's rows
-        auto tile_work = [&](float (&st)[8][4], const int kt) {
+        for (int j = 0; j < 2; j++) sums[j][0] = sums[j][1] = entmax_sums_zero();
+        // the work on the scores st of 64-key tile kt: mask, then the row max (max pass, with the moments) or the
+        // sums at th, and in a tracked pass the tile's max of x = z - theta over the warp's rows
+        auto tile_work = [&](float (&st)[8][4], const int kt, auto max_pass) {
+            constexpr bool MAXP = decltype(max_pass)::value;
             float mx = -INFINITY;
             if (wactive && kt <= wlast) {
                 const int k0 = kt * BN;
-                if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
+                // the moments skip the edge tiles (masked keys; a second path there made ptxas spill): they are
+                // over the row's first n_mom keys
+                const bool edge = k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w);
+                if (GUESS && MAXP && moments && !edge) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            EntmaxSums& m = sums[e >> 1][nt & 1];
+                            m.s0 += st[nt][e];
+                            m.s1 = fmaf(st[nt][e], st[nt][e], m.s1);
+                        }
+                }
+                if (edge) {
 #pragma unroll
                     for (int nt = 0; nt < 8; nt++)
 #pragma unroll
@@ -670,7 +698,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                             if (key >= T || (CAUSAL && key > row[e >> 1])) st[nt][e] = -INFINITY;
                         }
                 }
-                if (maxpass) {
+                if (MAXP) {
 #pragma unroll
                     for (int nt = 0; nt < 8; nt++)
 #pragma unroll
@@ -692,65 +720,100 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                             entmax_sums_add(KIND, a, fmaf(st[nt][e], c, -th[e >> 1]), &sums[e >> 1][nt & 1]);
                 }
             }
-            if (trk && kt < nkt) {
+            if (!MAXP && trk && kt < nkt) {
                 mx = att_warp_max(mx);
                 if (lane == 0) sMw[warp * p.n64 + kt] = mx;
             }
         };
-        for (int js = 0; js < nst; js++) {
-            att_cp_wait<1>();
-            att_fence_async_smem();
-            __syncthreads();
-            // prefetch step + 2 (the step of the next pass when this one ends; harmless if none follows)
-            att_load_tile<BK, D>(sK + ld_stage * BK * D, gk, p.k_st, ld_step * BK, T, tid);
-            att_cp_commit();
-            ld_step = ld_step + 1 == nst ? 0 : ld_step + 1;
-            ld_stage = ld_stage == ATT_STAGES - 1 ? 0 : ld_stage + 1;
-            const att_bf16* sKs = sK + stage * BK * D;
-            stage = stage == ATT_STAGES - 1 ? 0 : stage + 1;
-            float s[8 * NH][4]; // s[8hf .. 8hf+7] = 64-key tile NH js + hf
-            float(&s0)[8][4] = *reinterpret_cast<float(*)[8][4]>(&s[0][0]);
-            float(&s1)[8][4] = *reinterpret_cast<float(*)[8][4]>(&s[8 * (NH - 1)][0]);
-            if (PIPE) {
-                // Both tiles are issued whether the warpgroup sees them or not (the stage holds loaded or
-                // zero-filled rows; tile_work ignores what it does not see): a wgmma in a branch would still be in
-                // flight where the branches merge, and ptxas would serialise them all (C7520).
-                const uint32_t sKa = att_smem_addr(sKs);
-                att_wg_fence();
-                att_wgmma_abt64_issue(s0, sQg, sKa);
-                att_wg_commit();
-                att_wgmma_abt64_issue(s1, sQg, sKa + BN * D * 2);
-                att_wg_commit();
-                att_wg_wait<1>();
-                att_wg_keep(s0);
-                tile_work(s0, 2 * js);
-                att_wg_wait<0>();
-                att_wg_keep(s1);
-                tile_work(s1, 2 * js + 1);
-                continue;
-            }
-            if (WG) {
-                if (gactive && NH * js <= glast) { // warpgroup-uniform
-                    if (NH * js + NH - 1 <= glast) att_wgmma_abt64(s, sQg, att_smem_addr(sKs));
-                    else att_wgmma_abt64(s0, sQg, att_smem_addr(sKs)); // NH = 2, only the first tile is visible
-                }
-            } else if (wactive && NH * js <= wlast) {
-                att_mma_abt<D>(s0, qf, sKs, lane);
-                if (NH == 2 && 2 * js + 1 <= wlast) att_mma_abt<D>(s1, qf, sKs + BN * D, lane);
-            }
+        // the steps of one pass; the max pass is a separate copy of the loop (no per-step tests of the pass kind)
+        auto pass_steps = [&](auto max_pass) {
+            constexpr bool MAXP = decltype(max_pass)::value;
+            for (int js = 0; js < nst; js++) {
+                // GUESS: after the first step, go on with the moments only if a row of the warp looks flat on its keys
+                // (the cheap part of the test entmax15_tau_guess makes on the whole row)
+                if (GUESS && MAXP && js == 1) {
+                    bool flat = false;
+                    const float n0 = (float)min(n_mom, BK);
 #pragma unroll
-            for (int hf = 0; hf < NH; hf++) tile_work(*reinterpret_cast<float(*)[8][4]>(&s[8 * hf][0]), NH * js + hf);
-        }
+                    for (int j = 0; j < 2; j++) {
+                        const int n = CAUSAL ? min(row[j] + 1, T) : T;
+                        const float mean = att_quad_sum(sums[j][0].s0 + sums[j][1].s0) / n0;
+                        const float var = att_quad_sum(sums[j][0].s1 + sums[j][1].s1) / n0 - mean * mean;
+                        flat = flat || (rvalid[j] && n_mom >= BN && entmax15_guess_may_apply(n, c * c * var));
+                    }
+                    moments = __any_sync(0xffffffffu, flat);
+                }
+                att_cp_wait<1>();
+                att_fence_async_smem();
+                __syncthreads();
+                // prefetch step + 2 (the step of the next pass when this one ends; harmless if none follows)
+                att_load_tile<BK, D>(sK + ld_stage * BK * D, gk, p.k_st, ld_step * BK, T, tid);
+                att_cp_commit();
+                ld_step = ld_step + 1 == nst ? 0 : ld_step + 1;
+                ld_stage = ld_stage == ATT_STAGES - 1 ? 0 : ld_stage + 1;
+                const att_bf16* sKs = sK + stage * BK * D;
+                stage = stage == ATT_STAGES - 1 ? 0 : stage + 1;
+                float s[8 * NH][4]; // s[8hf .. 8hf+7] = 64-key tile NH js + hf
+                float(&s0)[8][4] = *reinterpret_cast<float(*)[8][4]>(&s[0][0]);
+                float(&s1)[8][4] = *reinterpret_cast<float(*)[8][4]>(&s[8 * (NH - 1)][0]);
+                if (PIPE) {
+                    // Both tiles are issued whether the warpgroup sees them or not (the stage holds loaded or
+                    // zero-filled rows; tile_work ignores what it does not see): a wgmma in a branch would still be in
+                    // flight where the branches merge, and ptxas would serialise them all (C7520).
+                    const uint32_t sKa = att_smem_addr(sKs);
+                    att_wg_fence();
+                    att_wgmma_abt64_issue(s0, sQg, sKa);
+                    att_wg_commit();
+                    att_wgmma_abt64_issue(s1, sQg, sKa + BN * D * 2);
+                    att_wg_commit();
+                    att_wg_wait<1>();
+                    att_wg_keep(s0);
+                    tile_work(s0, 2 * js, max_pass);
+                    att_wg_wait<0>();
+                    att_wg_keep(s1);
+                    tile_work(s1, 2 * js + 1, max_pass);
+                    continue;
+                }
+                if (WG) {
+                    if (gactive && NH * js <= glast) { // warpgroup-uniform
+                        if (NH * js + NH - 1 <= glast) att_wgmma_abt64(s, sQg, att_smem_addr(sKs));
+                        else att_wgmma_abt64(s0, sQg, att_smem_addr(sKs)); // NH = 2, only the first tile is visible
+                    }
+                } else if (wactive && NH * js <= wlast) {
+                    att_mma_abt<D>(s0, qf, sKs, lane);
+                    if (NH == 2 && 2 * js + 1 <= wlast) att_mma_abt<D>(s1, qf, sKs + BN * D, lane);
+                }
+#pragma unroll
+                for (int hf = 0; hf < NH; hf++)
+                    tile_work(*reinterpret_cast<float(*)[8][4]>(&s[8 * hf][0]), NH * js + hf, max_pass);
+            }
+        };
+        if (maxpass) pass_steps(AttBool<true>());
+        else pass_steps(AttBool<false>());
         if (maxpass) {
+            bool all_guessed_thread = true;
 #pragma unroll
             for (int j = 0; j < 2; j++) {
                 float m = att_quad_max(th[j]);
                 int n = CAUSAL ? min(row[j] + 1, T) : T;
                 EntmaxTau t = entmax_tau_init(p.alpha, 0.0f, n);
                 if (!(m > -INFINITY)) m = 0.0f;
+                bool guessed = !rvalid[j];
+                if (GUESS && moments && n_mom >= BN) {
+                    // mean and variance of z = c acc over the row's first n_mom keys, relative to its max
+                    const float mean = att_quad_sum(sums[j][0].s0 + sums[j][1].s0) / (float)n_mom;
+                    const float var = att_quad_sum(sums[j][0].s1 + sums[j][1].s1) / (float)n_mom - mean * mean;
+                    float g;
+                    if (entmax15_tau_guess(c * (mean - m), c * c * fmaxf(var, 0.0f), n, &g)) {
+                        t.tau = fminf(fmaxf(g, t.lo), t.hi);
+                        guessed = true;
+                    }
+                }
+                all_guessed_thread = all_guessed_thread && guessed;
                 slot[j] = t.tau; slot[2 + j] = t.lo; slot[4 + j] = t.hi; slot[6 + j] = c * m;
                 th[j] = c * m + t.tau;
             }
+            if (GUESS) all_guessed = __syncthreads_and(all_guessed_thread);
             maxpass = false;
             continue;
         }
@@ -1845,9 +1908,12 @@ static inline unsigned long long attention_tile_count(int B, int H, int T, int c
     unsigned long long n = (unsigned long long)attention_n64(T);
     return (unsigned long long)B * H * (causal ? n * (n + 1) / 2 : n * n);
 }
+// theta passes attn_tau_kernel makes at least (niter = 0). alpha = 1.5 starts flat rows near the root
+// (entmax15_tau_guess), so 2 suffice there; other rows go on while |f| > tol_cont (3 passes at most for rows of
+// N(0, s^2) scores, doc/entmax-iterations.md)
 static inline int attention_default_niter(float alpha) {
     int kind = entmax_kind_of(alpha);
-    return kind == ENTMAX_15 ? 3 : 5;
+    return kind == ENTMAX_15 ? 2 : 5;
 }
 
 static inline int attn_aligned(const AttnTensor* t) {

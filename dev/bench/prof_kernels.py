@@ -4,6 +4,10 @@ Triton kernels such as AdaSplash's are seen too). Same shapes as bench_attention
 B*T = 65,536, bf16, q, k, v, dO ~ N(0, 1), layout (B, H, T, D).
 
     python3 dev/bench/prof_kernels.py [--T 1024,4096,16384] [--methods ours15,adasplash_v2] [--iters 10]
+                                      [--qscale 1.0]
+
+--qscale s multiplies q by s: the scores then have standard deviation s (0.3 gives the flat rows of a GPT-2 model at
+initialisation, where the entmax threshold solve needs the most passes).
 
 Prints, per (T, method), each kernel's mean time per f+b in microseconds and their sum.
 """
@@ -19,12 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_attention import method_fn  # noqa: E402
 
 
-def kernel_times(name, T, D, iters, H=12, tokens=65536):
+def kernel_times(name, T, D, iters, H=12, tokens=65536, qscale=1.0):
     B = max(1, tokens // T)
     fn, _ = method_fn(name)
     g = torch.Generator(device="cuda")
     g.manual_seed(T)
     q, k, v, dout = (torch.randn(B, H, T, D, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(4))
+    q = q * qscale
     qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
 
     def fb():
@@ -51,11 +56,12 @@ def main():
     ap.add_argument("--D", type=int, default=64)
     ap.add_argument("--methods", default="ours15,adasplash_v2")
     ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--qscale", type=float, default=1.0)
     args = ap.parse_args()
     for T in [int(x) for x in args.T.split(",")]:
         for m in args.methods.split(","):
-            kt = kernel_times(m, T, args.D, args.iters)
-            print(f"## T = {T}, {m}: total {sum(kt.values()):.0f} us per f+b", flush=True)
+            kt = kernel_times(m, T, args.D, args.iters, qscale=args.qscale)
+            print(f"## T = {T}, {m}, qscale {args.qscale:g}: total {sum(kt.values()):.0f} us per f+b", flush=True)
             for k, v in sorted(kt.items(), key=lambda kv: -kv[1]):
                 if v >= 1.0:
                     print(f"  {v:9.1f} us  {k[:110]}", flush=True)
