@@ -511,6 +511,85 @@ static void test_corners(Rng& r) {
           "max %ld, ds vs exact %.2f of bound", st.rows, st.max_sum, st.max_perr, st.iters_max, st.max_bw_exact);
 }
 
+// entmax15_tau_guess (the kernels' alpha = 1.5 start for flat rows): on flat N(0, s^2) rows it applies, and from it
+// two updates with fp32 sums reach |f| <= 1e-3 with |f| <= tol_cont (0.04) after the first (so the kernel stops
+// after 2 passes); on N(0, 1) rows of length >= 1024, rows with one outlying key and rows shorter than 32 it does
+// not apply (those keep the bracket midpoint); all-equal rows get the exact tau.
+static double f15(const std::vector<double>& z, double tau) {
+    double f = -1.0;
+    for (double v : z) if (v > tau) f += (v - tau) * (v - tau);
+    return f;
+}
+static void test_guess15(Rng& r, bool quick) {
+    Group g;
+    Entmax e = entmax_make(1.5f);
+    int applied = 0, rows = 0;
+    double worst1 = 0.0, worst2 = 0.0;
+    auto moments = [&](const std::vector<float>& s, float smax, float* mu, float* var) {
+        float m1 = 0.0f, m2 = 0.0f; // fp32, raw scores, as the kernel sums them
+        for (float v : s) { m1 += v; m2 = fmaf(v, v, m2); }
+        float mean = m1 / (float)s.size();
+        *mu = e.am1 * (mean - smax);
+        *var = e.am1 * e.am1 * std::max(m2 / (float)s.size() - mean * mean, 0.0f);
+    };
+    for (double sigma : {0.05, 0.1, 0.3}) {
+        for (int i = 0; i < (quick ? 6 : 20); i++) {
+            int n = (int)r.log_uniform(256, 4096.999); // n var(z) <= 0.0225 * 4096 = 92: flat by the model's test
+            std::vector<float> s = make_row(r, ROW_GAUSS, n, sigma);
+            int nv;
+            float smax = entmax_row_max(s.data(), n, &nv);
+            std::vector<double> z(n);
+            for (int j = 0; j < n; j++) z[j] = (double)(e.am1 * (s[j] - smax));
+            float mu, var, guess = NAN;
+            moments(s, smax, &mu, &var);
+            int ok = entmax15_tau_guess(mu, var, n, &guess);
+            rows++;
+            applied += ok;
+            if (!check(ok == 1, "guess not applied to a flat row: sigma %g n %d (n var %.3g)", sigma, n, n * var)) continue;
+            EntmaxTau t = entmax_tau_init(1.5f, 0.0f, n);
+            t.tau = std::min(std::max(guess, t.lo), t.hi);
+            double f1 = 0.0;
+            for (int k = 0; k < 2; k++) {
+                EntmaxSums part[64];
+                for (EntmaxSums& q : part) q = entmax_sums_zero();
+                for (int j = 0; j < n; j++) entmax_sums_add(e.kind, e.a, e.am1 * (s[j] - smax) - t.tau, &part[j % 64]);
+                EntmaxSums tot = entmax_sums_zero();
+                for (EntmaxSums& q : part) entmax_sums_merge(&tot, q);
+                entmax_tau_step(e.kind, e.a, &t, tot);
+                if (k == 0) f1 = fabs(f15(z, t.tau));
+            }
+            double f2 = fabs(f15(z, t.tau));
+            worst1 = std::max(worst1, f1);
+            worst2 = std::max(worst2, f2);
+            check(f1 <= 0.04 && f2 <= 1e-3, "from the guess: |f| %.3g after 1 update, %.3g after 2 (sigma %g n %d)", f1, f2,
+                  sigma, n);
+        }
+    }
+    // rows where the guess must not apply
+    for (int i = 0; i < (quick ? 4 : 12); i++) {
+        int n = (int)r.log_uniform(1024, 8192.999);
+        std::vector<float> s = make_row(r, ROW_GAUSS, n, 1.0);
+        int nv;
+        float smax = entmax_row_max(s.data(), n, &nv), mu, var, guess;
+        moments(s, smax, &mu, &var);
+        check(!entmax15_tau_guess(mu, var, n, &guess), "guess applied to an N(0,1) row, n %d", n);
+        std::vector<float> o = make_row(r, ROW_GAUSS, n, 0.1);
+        o[r.range(0, n - 1)] = 1.5f; // one key 15 deviations above the rest
+        smax = entmax_row_max(o.data(), n, &nv);
+        moments(o, smax, &mu, &var);
+        check(!entmax15_tau_guess(mu, var, n, &guess), "guess applied to a row with an outlier, n %d", n);
+        std::vector<float> sh = make_row(r, ROW_GAUSS, 31, 0.1);
+        smax = entmax_row_max(sh.data(), 31, &nv);
+        moments(sh, smax, &mu, &var);
+        check(!entmax15_tau_guess(mu, var, 31, &guess), "guess applied to a row of 31 keys");
+    }
+    float guess = NAN;
+    check(entmax15_tau_guess(-0.0f, 0.0f, 400, &guess) && fabs(guess + 0.05f) <= 1e-7f,
+          "all-equal row of 400: guess %.9g, want -0.05", guess);
+    g.end("alpha 1.5 start for flat rows: applied to %d/%d flat rows, |f| after 1 / 2 updates <= %.1e / %.1e; not to "
+          "N(0,1), outlier or short rows", applied, rows, worst1, worst2);
+}
+
 // K updates recommended for fixed-iteration kernels (bracket init + K Halley-bisection steps), per alpha.
 // Measured on 20,000 N(0,1) rows per alpha, n 1k..16k, 64-way fp32 partial sums: the largest K any row needed
 // for max|p - p*| <= 1e-5 was 3 at alpha 1.01, 1.05, 1.25, 1.3, 1.4; 4 at 1.1 (2 rows) and 1.5 (19 rows);
@@ -595,6 +674,7 @@ int main(int argc, char** argv) {
     for (float al : {1.0f, 1.01f, 1.1f, 1.25f, 1.5f, 1.75f, 2.0f}) test_alpha(r, al, quick);
     test_corners(r);
     test_fixed_iterations(r, quick);
+    test_guess15(r, quick);
 
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     printf("time %.1f s\n", secs);
