@@ -511,6 +511,16 @@ static void test_corners(Rng& r) {
           "max %ld, ds vs exact %.2f of bound", st.rows, st.max_sum, st.max_perr, st.iters_max, st.max_bw_exact);
 }
 
+// one update of tau with the sums accumulated the way a kernel does: 64 strided fp32 partial sums, then merged
+static void tau_update_kernel_like(const Entmax& e, const std::vector<float>& s, float smax, EntmaxTau* t) {
+    EntmaxSums part[64];
+    for (EntmaxSums& q : part) q = entmax_sums_zero();
+    for (size_t j = 0; j < s.size(); j++) entmax_sums_add(e.kind, e.a, e.am1 * (s[j] - smax) - t->tau, &part[j % 64]);
+    EntmaxSums tot = entmax_sums_zero();
+    for (EntmaxSums& q : part) entmax_sums_merge(&tot, q);
+    entmax_tau_step(e.kind, e.a, t, tot);
+}
+
 // entmax15_tau_guess (the kernels' alpha = 1.5 start for flat rows): on flat N(0, s^2) rows it applies, and from it
 // two updates with fp32 sums reach |f| <= 1e-3 with |f| <= tol_cont (0.04) after the first (so the kernel stops
 // after 2 passes); on N(0, 1) rows of length >= 1024, rows with one outlying key and rows shorter than 32 it does
@@ -550,12 +560,7 @@ static void test_guess15(Rng& r, bool quick) {
             t.tau = std::min(std::max(guess, t.lo), t.hi);
             double f1 = 0.0;
             for (int k = 0; k < 2; k++) {
-                EntmaxSums part[64];
-                for (EntmaxSums& q : part) q = entmax_sums_zero();
-                for (int j = 0; j < n; j++) entmax_sums_add(e.kind, e.a, e.am1 * (s[j] - smax) - t.tau, &part[j % 64]);
-                EntmaxSums tot = entmax_sums_zero();
-                for (EntmaxSums& q : part) entmax_sums_merge(&tot, q);
-                entmax_tau_step(e.kind, e.a, &t, tot);
+                tau_update_kernel_like(e, s, smax, &t);
                 if (k == 0) f1 = fabs(f15(z, t.tau));
             }
             double f2 = fabs(f15(z, t.tau));
@@ -621,12 +626,7 @@ static void test_fixed_iterations(Rng& r, bool quick) {
                 if (k == K) err_at_k = err;
                 if (needed < 0 && err <= 1e-5) needed = k;
                 if (k >= K && needed >= 0) break;
-                EntmaxSums part[64];
-                for (EntmaxSums& q : part) q = entmax_sums_zero();
-                for (int j = 0; j < n; j++) entmax_sums_add(e.kind, e.a, e.am1 * (s[j] - smax) - t.tau, &part[j % 64]);
-                EntmaxSums tot = entmax_sums_zero();
-                for (EntmaxSums& q : part) entmax_sums_merge(&tot, q);
-                entmax_tau_step(e.kind, e.a, &t, tot);
+                tau_update_kernel_like(e, s, smax, &t);
             }
             worst = std::max(worst, err_at_k);
             kmax_needed = std::max(kmax_needed, needed < 0 ? 99 : needed);
