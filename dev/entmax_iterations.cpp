@@ -134,10 +134,10 @@ static void stop_alpha(float alpha, int rows, unsigned long long seed, StopResul
                 EntmaxTau t = entmax_tau_init(alpha, 0.0f, n);
                 if (e.kind == ENTMAX_15) {
                     // the kernel's start for flat rows: fp32 moments of the scores, then entmax15_tau_guess
-                    float m1 = 0.0f, m2 = 0.0f;
+                    float m1 = 0.0f, m2 = 0.0f, mu, var, g;
                     for (float v : s) { m1 += v; m2 = fmaf(v, v, m2); }
-                    float mean = m1 / (float)n, var = std::max(m2 / (float)n - mean * mean, 0.0f), g;
-                    if (entmax15_tau_guess(e.am1 * (mean - m), e.am1 * e.am1 * var, n, &g))
+                    entmax_moments(m1, m2, (float)n, e.am1, m, &mu, &var);
+                    if (entmax15_tau_guess(mu, var, n, &g))
                         t.tau = std::min(std::max(g, t.lo), t.hi);
                 }
                 float fprev = NAN;

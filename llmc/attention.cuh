@@ -659,6 +659,11 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     constexpr bool GUESS = KIND == ENTMAX_15;
     bool moments = GUESS, all_guessed = false;
     const int n_mom = BN * min(T / BN, CAUSAL ? (r0w + 1) / BN : T / BN); // keys of the warp's full tiles
+    // row j's moments (held in sums during the max pass) over `count` keys, as mu and v of z relative to acc_max
+    auto row_moments = [&](int j, float count, float acc_max, float* mu, float* v) {
+        entmax_moments(att_quad_sum(sums[j][0].s0 + sums[j][1].s0), att_quad_sum(sums[j][0].s1 + sums[j][1].s1), count,
+                       c, acc_max, mu, v);
+    };
     int it = 0;
     bool maxpass = true, tracked = false, near = false;
     while (true) {
@@ -737,9 +742,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 #pragma unroll
                     for (int j = 0; j < 2; j++) {
                         const int n = CAUSAL ? min(row[j] + 1, T) : T;
-                        const float mean = att_quad_sum(sums[j][0].s0 + sums[j][1].s0) / n0;
-                        const float var = att_quad_sum(sums[j][0].s1 + sums[j][1].s1) / n0 - mean * mean;
-                        flat = flat || (rvalid[j] && n_mom >= BN && entmax15_guess_may_apply(n, c * c * var));
+                        float mu, v;
+                        row_moments(j, n0, 0.0f, &mu, &v);
+                        flat = flat || (rvalid[j] && n_mom >= BN && entmax15_guess_may_apply(n, v));
                     }
                     moments = __any_sync(0xffffffffu, flat);
                 }
@@ -801,10 +806,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                 bool guessed = !rvalid[j];
                 if (GUESS && moments && n_mom >= BN) {
                     // mean and variance of z = c acc over the row's first n_mom keys, relative to its max
-                    const float mean = att_quad_sum(sums[j][0].s0 + sums[j][1].s0) / (float)n_mom;
-                    const float var = att_quad_sum(sums[j][0].s1 + sums[j][1].s1) / (float)n_mom - mean * mean;
-                    float g;
-                    if (entmax15_tau_guess(c * (mean - m), c * c * fmaxf(var, 0.0f), n, &g)) {
+                    float mu, v, g;
+                    row_moments(j, (float)n_mom, m, &mu, &v);
+                    if (entmax15_tau_guess(mu, v, n, &g)) {
                         t.tau = fminf(fmaxf(g, t.lo), t.hi);
                         guessed = true;
                     }

@@ -193,6 +193,13 @@ ENTMAX_HD int entmax15_guess_may_apply(int n, float v) {
     const float nv = (float)n * v, r = (float)n * (1.0f / 64.0f);
     return (float)n >= ENTMAX_GUESS_MIN_SUPPORT && nv <= ENTMAX_GUESS_FLAT && nv <= 2.0f * r * sqrtf(r); // NaN: 0
 }
+// mu and v for entmax15_tau_guess from fp32 sums of `count` raw scores acc and their squares: z = c acc shifted by
+// the row max acc_max (the kernels' max pass, and the host tools that model it)
+ENTMAX_HD void entmax_moments(float sum, float sumsq, float count, float c, float acc_max, float* mu, float* v) {
+    const float mean = sum / count;
+    *mu = c * (mean - acc_max);
+    *v = c * c * fmaxf(sumsq / count - mean * mean, 0.0f);
+}
 ENTMAX_HD int entmax15_tau_guess(float mu, float v, int n, float* tau) {
     const float nv = (float)n * v;
     if (!entmax15_guess_may_apply(n, v)) return 0;

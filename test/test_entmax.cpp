@@ -538,9 +538,7 @@ static void test_guess15(Rng& r, bool quick) {
     auto moments = [&](const std::vector<float>& s, float smax, float* mu, float* var) {
         float m1 = 0.0f, m2 = 0.0f; // fp32, raw scores, as the kernel sums them
         for (float v : s) { m1 += v; m2 = fmaf(v, v, m2); }
-        float mean = m1 / (float)s.size();
-        *mu = e.am1 * (mean - smax);
-        *var = e.am1 * e.am1 * std::max(m2 / (float)s.size() - mean * mean, 0.0f);
+        entmax_moments(m1, m2, (float)s.size(), e.am1, smax, mu, var);
     };
     for (double sigma : {0.05, 0.1, 0.3}) {
         for (int i = 0; i < (quick ? 6 : 20); i++) {
