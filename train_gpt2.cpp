@@ -729,7 +729,7 @@ int main(int argc, char** argv) {
 
         if (have_val && (step % args.val_every == 0 || last_step)) {
             float val_loss = evaluate(&model, &val_loader, val_batches, B, T, alpha, nonzero);
-            report_val(&logger, step, val_loss, nonzero, model.config.num_layers);
+            report_val(&logger, step, val_loss, nonzero, NULL, model.config.num_layers);
         }
         if (args.sample_every > 0 && ((step > 0 && step % args.sample_every == 0) || last_step)) {
             print_sample(&model, &tokenizer, args.gen_tokens, T, alpha, &sample_rng);

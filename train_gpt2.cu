@@ -571,8 +571,10 @@ static int load_state(GPT2* model, DataLoader* train_loader, const char* state_p
 // ============================================================================================================
 // evaluation
 
-// mean loss over the first n val batches; nonzero_frac[l] = share of nonzero attention probabilities
-static float evaluate(GPT2* model, DataLoader* val_loader, int num_batches, int B, int T, float alpha, float* nonzero_frac) {
+// mean loss over the first n val batches; nonzero_frac[l] = share of nonzero attention probabilities,
+// dead_frac[l] = share of the causal 64x64 tiles the attention skips (every probability zero there)
+static float evaluate(GPT2* model, DataLoader* val_loader, int num_batches, int B, int T, float alpha, float* nonzero_frac,
+                      float* dead_frac) {
     const int L = model->config.num_layers, NH = model->config.num_heads;
     cudaStream_t s = model->stream;
     dataloader_reset(val_loader);
@@ -592,7 +594,10 @@ static float evaluate(GPT2* model, DataLoader* val_loader, int num_batches, int 
     cudaCheck(cudaStreamSynchronize(s));
     double cells = (double)B * NH * T * (T + 1) / 2.0 * num_batches;
     // softmax probabilities are all positive: the fraction is 1 by definition (the kernels do not count it)
-    for (int l = 0; l < L; l++) nonzero_frac[l] = alpha == 1.0f ? 1.0f : (float)(nz[3 * l + 2] / cells);
+    for (int l = 0; l < L; l++) {
+        nonzero_frac[l] = alpha == 1.0f ? 1.0f : (float)(nz[3 * l + 2] / cells);
+        dead_frac[l] = nz[3 * l + 1] ? (float)((double)nz[3 * l] / (double)nz[3 * l + 1]) : 0.0f;
+    }
     return model->host_scalars[3] / ((float)num_batches * B * T);
 }
 
@@ -911,6 +916,7 @@ int main(int argc, char** argv) {
            total_b / 1073741824.0);
 
     float* nonzero = (float*)malloc_or_fail(model.config.num_layers * sizeof(float));
+    float* dead = (float*)malloc_or_fail(model.config.num_layers * sizeof(float));
     uint64_t sample_rng = 1337;
     // TRAIN_PROFILE=1: device time of the step's phases (events on the stream; read at the step's one sync)
     const int profile = getenv("TRAIN_PROFILE") != NULL && atoi(getenv("TRAIN_PROFILE")) != 0;
@@ -925,8 +931,8 @@ int main(int argc, char** argv) {
         float alpha = alpha_at_step(args.alpha, args.alpha0, args.anneal_steps, step);
 
         if (have_val && (step % args.val_every == 0 || last_step)) {
-            float val_loss = evaluate(&model, &val_loader, val_batches, B, T, alpha, nonzero);
-            report_val(&logger, step, val_loss, nonzero, model.config.num_layers);
+            float val_loss = evaluate(&model, &val_loader, val_batches, B, T, alpha, nonzero, dead);
+            report_val(&logger, step, val_loss, nonzero, dead, model.config.num_layers);
         }
         if (args.hellaswag && args.val_every > 0 && ((step > 0 && step % args.val_every == 0) || last_step)) {
             int correct;
@@ -1014,6 +1020,7 @@ int main(int argc, char** argv) {
     }
 
     free(nonzero);
+    free(dead);
     logger_free(&logger);
     tokenizer_free(&tokenizer);
     dataloader_free(&train_loader);

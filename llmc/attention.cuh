@@ -652,7 +652,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     float th[2] = {-INFINITY, -INFINITY};
     // [row][n8 tile parity]: two independent accumulation chains per row (ILP). In the max pass (alpha = 1.5) the
     // same registers hold the moments of the raw scores for entmax15_tau_guess: s0 = sum acc, s1 = sum acc^2.
-    EntmaxSums sums[2][2];
+    EntmaxSums sums[2][2] = {}; // (zeroed again at the start of every pass)
     // GUESS: the max pass also takes the mean and variance of each row (two more instructions per score), for a
     // starting theta near the root in flat rows. After the first step a warp goes on with them only if one of its
     // rows looks flat on that step's keys, so peaked rows pay for one step only.

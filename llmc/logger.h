@@ -3,7 +3,9 @@
    s:<step> trl:<train loss> lr:<lr> norm:<grad norm>
    s:<step> tel:<val loss>
    s:<step> eval:<hellaswag accuracy>
- plus ours, after each validation: s:<step> nz:<mean attention nonzero fraction> nzl:<per layer, comma separated>
+ plus ours, after each validation (dead: and deadl: from the GPU trainer):
+   s:<step> nz:<mean attention nonzero fraction> nzl:<per layer, comma separated>
+            dead:<mean fraction of 64x64 attention tiles skipped> deadl:<per layer>
  A fresh run (-y 0) truncates the log; a resumed run (-y 1) appends.
 */
 #pragma once
@@ -41,23 +43,31 @@ static inline void logger_eval(Logger* lg, int step, float acc) {
     fflush(lg->f);
 }
 
-static inline void logger_nonzero(Logger* lg, int step, const float* per_layer, int L) {
+static inline double mean_of(const float* x, int n) {
+    double m = 0.0;
+    for (int i = 0; i < n; i++) m += x[i];
+    return m / n;
+}
+
+static inline void logger_nonzero(Logger* lg, int step, const float* nonzero, const float* dead, int L) {
     if (!lg->f) return;
-    double mean = 0.0;
-    for (int l = 0; l < L; l++) mean += per_layer[l];
-    fprintf(lg->f, "s:%d nz:%.6f nzl:", step, mean / L);
-    for (int l = 0; l < L; l++) fprintf(lg->f, l ? ",%.6f" : "%.6f", per_layer[l]);
+    fprintf(lg->f, "s:%d nz:%.6f nzl:", step, mean_of(nonzero, L));
+    for (int l = 0; l < L; l++) fprintf(lg->f, l ? ",%.6f" : "%.6f", nonzero[l]);
+    if (dead) {
+        fprintf(lg->f, " dead:%.6f deadl:", mean_of(dead, L));
+        for (int l = 0; l < L; l++) fprintf(lg->f, l ? ",%.6f" : "%.6f", dead[l]);
+    }
     fprintf(lg->f, "\n");
     fflush(lg->f);
 }
 
-// after a validation: one line on stdout, and the tel: and nz: lines in main.log
-static inline void report_val(Logger* lg, int step, float val_loss, const float* nonzero_per_layer, int L) {
-    double nz = 0.0;
-    for (int l = 0; l < L; l++) nz += nonzero_per_layer[l];
-    printf("val loss %f | attention nonzero %.4f\n", val_loss, nz / L);
+// after a validation: one line on stdout, and the tel: and nz: lines in main.log. dead == NULL: no tiles (the
+// CPU trainer); softmax reports nonzero 1 and no skipped tile.
+static inline void report_val(Logger* lg, int step, float val_loss, const float* nonzero, const float* dead, int L) {
+    if (dead) printf("val loss %f | attention nonzero %.4f | tiles skipped %.4f\n", val_loss, mean_of(nonzero, L), mean_of(dead, L));
+    else printf("val loss %f | attention nonzero %.4f\n", val_loss, mean_of(nonzero, L));
     logger_val(lg, step, val_loss);
-    logger_nonzero(lg, step, nonzero_per_layer, L);
+    logger_nonzero(lg, step, nonzero, dead, L);
 }
 
 static inline void logger_free(Logger* lg) { if (lg->f) fclose(lg->f); lg->f = NULL; }
