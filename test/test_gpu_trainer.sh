@@ -2,9 +2,10 @@
 # GPU trainer checks (needs a GPU; run from the repository root):
 #   1. parity: train_gpt2cu vs the CPU reference train_gpt2 from the same bf16 checkpoint and data,
 #      d2 and d4, alpha 1 and 1.5, 10 steps: per-step |loss diff| <= 1e-2, grad norms within 2%
-#   2. determinism: two identical GPU runs give identical logs and byte-identical checkpoints
-#   3. resume: test/test_resume.sh with the GPU binary (bit-exact resume, DONE_ protocol, -nk/-nm)
-#   4. bad input: test/test_bad_input.sh with the GPU binary
+#   2. validation statistics: attention nonzero share per layer as the CPU reference's, skipped-tile share
+#   3. determinism: two identical GPU runs give identical logs and byte-identical checkpoints
+#   4. resume: test/test_resume.sh with the GPU binary (bit-exact resume, DONE_ protocol, -nk/-nm)
+#   5. bad input: test/test_bad_input.sh with the GPU binary
 # Usage: test/test_gpu_trainer.sh [logdir]. Binaries: ./train_gpt2 and ./train_gpt2cu (built before).
 set -u
 LOG=${1:-${OUT:-build}}
@@ -59,6 +60,49 @@ if [ -f "$ck" ]; then
         r=$(compare "$ref" "$LOG/gpu_$tag.txt" "d2 alpha 1.5 $v"); echo "$r"
         case "$r" in ok*) ;; *) status=1 ;; esac
     done
+fi
+
+# validation statistics, d2 trained for 20 steps at a high learning rate (at initialisation every probability is
+# nonzero), from the same checkpoint: the GPU trainer's attention nonzero share per layer matches the CPU
+# reference's (exact counts on both; bf16 scores move some probabilities across the support's edge: |diff| <= 2%
+# of the share + 1e-3), softmax reports every probability nonzero and no skipped tile, and the skipped share is a
+# fraction per layer
+sparse="$W/sparse/model_00000020.bin"
+[ -f "$ck" ] && ./train_gpt2cu -e "$ck" -A 1.5 -x 20 -b 4 -t 64 -l 1e-2 -v 0 -s 0 -n 20 -o "$W/sparse" > "$LOG/valstat_train.txt" 2>&1
+if [ -f "$sparse" ]; then
+    for alpha in 1 1.5; do
+        flags="-e $sparse -A $alpha -x 1 -b 4 -t 64 -v 1 -m 4 -s 0"
+        ./train_gpt2 $flags -o "$W/vc$alpha" > "$LOG/valstat_cpu_a$alpha.txt" 2>&1 && \
+            ./train_gpt2cu $flags -o "$W/vg$alpha" > "$LOG/valstat_gpu_a$alpha.txt" 2>&1 || { say FAIL "val statistics runs, alpha $alpha"; continue; }
+        r=$(python3 - "$W/vc$alpha/main.log" "$W/vg$alpha/main.log" "$alpha" <<'PY'
+import sys
+def nz_lines(p):
+    out = {}
+    for line in open(p):
+        f = dict(x.split(":", 1) for x in line.split())
+        if "nz" in f: out[int(f["s"])] = f
+    return out
+c, g, alpha = nz_lines(sys.argv[1]), nz_lines(sys.argv[2]), float(sys.argv[3])
+ok = len(c) > 0 and sorted(c) == sorted(g)
+worst = 0.0
+for s in sorted(c) if ok else []:
+    cl = [float(x) for x in c[s]["nzl"].split(",")]; gl = [float(x) for x in g[s]["nzl"].split(",")]
+    dl = [float(x) for x in g[s].get("deadl", "").split(",") if x]
+    worst = max([worst] + [abs(a - b) for a, b in zip(cl, gl)])
+    ok = ok and len(cl) == len(gl) == len(dl) and all(0.0 <= d <= 1.0 for d in dl)
+    ok = ok and all(abs(a - b) <= 0.02 * a + 1e-3 for a, b in zip(cl, gl))
+    if alpha == 1.0: ok = ok and all(x == 1.0 for x in gl) and all(d == 0.0 for d in dl)
+nz = " / ".join(f'{float(c[s]["nz"]):.4f} vs {float(g[s]["nz"]):.4f}' for s in sorted(c)) if sorted(c) == sorted(g) else ""
+dead = " / ".join(g[s].get("dead", "?") for s in sorted(g))
+print(("ok" if ok else "FAIL") + f" val statistics alpha {sys.argv[3]}: {len(g)} validations, nonzero cpu vs gpu {nz}, "
+      f"max |diff| per layer {worst:.1e}, skipped {dead}")
+PY
+)
+        echo "$r"
+        case "$r" in ok*) ;; *) status=1; tail -2 "$W/vc$alpha/main.log" "$W/vg$alpha/main.log" ;; esac
+    done
+else
+    say FAIL "val statistics: could not train the d2 checkpoint (see $LOG/valstat_train.txt)"
 fi
 
 # determinism: two runs, same flags (grad accumulation, val, alpha anneal included)
