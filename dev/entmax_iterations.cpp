@@ -27,7 +27,7 @@
  update. Stopping at |f(tau_k)| <= tol_cont is safe if the update then gives |f(tau_k+1)| <= 1e-3, so we measure
    worst = min |f(tau_k)| over all (row, k >= 0) with |f(tau_k+1)| > 1e-3   (tol_cont must stay below it)
  and the same over k >= niter - 1 only: the kernel stops after pass P >= niter, having seen f(tau_P-1), so with its
- default niter (2 for alpha 1.5, else 5: attention_default_niter in llmc/attention.cuh) only those k matter.
+ default niter (entmax_default_niter in llmc/entmax.h: 2 for alpha 1.5, 3 below, 5 above) only those k matter.
  tau_0 is the bracket midpoint, except for alpha = 1.5 where the kernel starts flat rows at entmax15_tau_guess
  (from the fp32 mean and variance of the row), as here.
  over rows of n N(0, sigma^2) fp32 scores, sigma in {0.02 .. 8} (small sigma = flat rows, as at initialisation),
@@ -98,8 +98,6 @@ static void summarize(const std::vector<int>& v, int cap, double* mean, int* mx,
 // stop mode: the continuation threshold tol_cont of the GPU tau solver (see the comment at the top)
 
 #define STOP_EVALS 12      // evaluations of f per row: tau_0 .. tau_11
-// the GPU kernel's default niter (attention_default_niter in llmc/attention.cuh, which needs CUDA headers)
-static int stop_niter(float alpha) { return entmax_kind_of(alpha) == ENTMAX_15 ? 2 : 5; }
 #define STOP_TOL 1e-3f     // |f| the solver must reach (the kernel's "near" test)
 
 static const float stop_sigmas[] = {0.02f, 0.05f, 0.1f, 0.2f, 0.3f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f};
@@ -119,7 +117,7 @@ struct StopResult {
 
 static void stop_alpha(float alpha, int rows, unsigned long long seed, StopResult* res) {
     Entmax e = entmax_make(alpha);
-    int niter = stop_niter(alpha);
+    int niter = entmax_default_niter(alpha);
     TestRng rng(seed); // reseeded per alpha: every alpha sees the same rows
     for (int si = 0; si < STOP_SIGMAS; si++) {
         float sigma = stop_sigmas[si];
@@ -209,7 +207,7 @@ static int run_stop(int rows, unsigned long long seed, const std::vector<double>
         char late[32];
         if (r.worst_late < INFINITY) snprintf(late, sizeof late, "%.4g", (double)r.worst_late);
         else snprintf(late, sizeof late, "none");
-        int niter = stop_niter((float)alphas[ai]);
+        int niter = entmax_default_niter((float)alphas[ai]);
         if (r.worst_k < 0) printf("| %g | none | | | | | %d | %s | %d |\n", alphas[ai], niter, late, r.missed);
         else printf("| %g | %.4g | %.4g | %g | %d | %d | %d | %s | %d |\n", alphas[ai], (double)r.worst,
                     (double)r.worst_next, (double)r.worst_sigma, r.worst_n, r.worst_k, niter, late, r.missed);

@@ -1912,13 +1912,8 @@ static inline unsigned long long attention_tile_count(int B, int H, int T, int c
     unsigned long long n = (unsigned long long)attention_n64(T);
     return (unsigned long long)B * H * (causal ? n * (n + 1) / 2 : n * n);
 }
-// theta passes attn_tau_kernel makes at least (niter = 0). alpha = 1.5 starts flat rows near the root
-// (entmax15_tau_guess), so 2 suffice there; other rows go on while |f| > tol_cont (3 passes at most for rows of
-// N(0, s^2) scores, doc/entmax-iterations.md)
-static inline int attention_default_niter(float alpha) {
-    int kind = entmax_kind_of(alpha);
-    return kind == ENTMAX_15 ? 2 : 5;
-}
+// theta passes attn_tau_kernel makes at least (niter = 0): entmax_default_niter (llmc/entmax.h)
+static inline int attention_default_niter(float alpha) { return entmax_default_niter(alpha); }
 
 static inline int attn_aligned(const AttnTensor* t) {
     return ((uintptr_t)t->ptr % 16 == 0) && t->sb % 8 == 0 && t->st % 8 == 0 && t->sh % 8 == 0;

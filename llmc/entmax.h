@@ -61,6 +61,18 @@ ENTMAX_HD int entmax_kind_of(float alpha) {
     return ENTMAX_GENERAL;
 }
 
+// The fewest theta passes the GPU solver (attn_tau_kernel) makes by default: after them it goes on while a row has
+// |f| > tol_cont, which is safe from any pass for alpha <= 1.5 (the smallest |f(tau_k)| still followed by
+// |f(tau_k+1)| > 1e-3 is 0.084 at alpha = 1.5 and ~0.2 below it, against tol_cont = 0.04; dev/entmax_iterations.cpp
+// stop mode, doc/entmax-iterations.md). So the minimum only needs to cover the passes most rows take:
+//   alpha = 1.5: 2 (flat rows start near the root, entmax15_tau_guess; other rows continue to their 3);
+//   1 < alpha < 1.5: 3 (rows of N(0, s^2) scores need at most 3 for s >= 0.5, flat rows continue to 4-5);
+//   alpha > 1.5: 5, where tol_cont = 0.0035 is safe only from the later passes.
+ENTMAX_HD int entmax_default_niter(float alpha) {
+    const int kind = entmax_kind_of(alpha);
+    return kind == ENTMAX_15 ? 2 : kind == ENTMAX_GENERAL && alpha < 1.5f ? 3 : 5;
+}
+
 ENTMAX_HD Entmax entmax_make(float alpha) {
     Entmax e;
     e.alpha = alpha;
@@ -73,8 +85,31 @@ ENTMAX_HD Entmax entmax_make(float alpha) {
 // ----------------------------------------------------------------------------------------------------------
 // elementwise pieces; `kind` is usually a compile-time constant in kernels, so the switch folds away
 
+// log2 and exp2 of the powers x^e = 2^(e log2 x), x > 0. The host (the CPU reference) uses the accurate library
+// functions. The device uses the hardware approximations lg2.approx / ex2.approx (one MUFU instruction each,
+// relative error ~2^-22; the power then has a relative error of ~e * 1e-7, <= 1e-5 for e <= 100, i.e. alpha >=
+// 1.01): the accurate log2f alone is ~25 instructions, and the powers were most of the general-alpha kernels' time.
+ENTMAX_HD float entmax_log2(float x) {
+#ifdef __CUDA_ARCH__
+    float r;
+    asm("lg2.approx.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+#else
+    return log2f(x);
+#endif
+}
+ENTMAX_HD float entmax_exp2(float y) {
+#ifdef __CUDA_ARCH__
+    float r;
+    asm("ex2.approx.f32 %0, %1;" : "=f"(r) : "f"(y));
+    return r;
+#else
+    return exp2f(y);
+#endif
+}
+
 // x^e for x > 0
-ENTMAX_HD float entmax_pow(float x, float e) { return exp2f(e * log2f(x)); }
+ENTMAX_HD float entmax_pow(float x, float e) { return entmax_exp2(e * entmax_log2(x)); }
 
 // p = [x]_+^a
 ENTMAX_HD float entmax_p(int kind, float a, float x) {
@@ -124,6 +159,7 @@ ENTMAX_HD EntmaxSums entmax_sums_zero() {
 // Halley correction (never the bracket), so we evaluate that one term at max(x, ENTMAX_X2_FLOOR): an element
 // that lands within 2^-20 of tau then cannot freeze the iteration with an infinite f''.
 #define ENTMAX_X2_FLOOR 9.5367431640625e-07f /* 2^-20 */
+#define ENTMAX_X2_FLOOR_LOG2 (-20.0f)
 
 // the three terms of one element with x > 0: x^a, x^(a-1), x^(a-2) (the last one floored, see above)
 ENTMAX_HD void entmax_terms(int kind, float a, float x, float* t0, float* t1, float* t2) {
@@ -132,10 +168,13 @@ ENTMAX_HD void entmax_terms(int kind, float a, float x, float* t0, float* t1, fl
     } else if (kind == ENTMAX_SPARSEMAX) {
         *t0 = x; *t1 = 1.0f; *t2 = 0.0f; // a(a-1) = 0: f'' vanishes
     } else {
-        float u = entmax_pow(x, a - 1.0f);
+        // one log2 for the three powers; the floor applies to every a (for a >= 2 it only raises x^(a-2) of an
+        // element with x < 2^-20 to 2^(-20 (a-2)), a negligible change of f'')
+        const float lx = entmax_log2(x);
+        const float u = entmax_exp2((a - 1.0f) * lx);
         *t0 = u * x;
         *t1 = u;
-        *t2 = a >= 2.0f ? u / x : entmax_pow(fmaxf(x, ENTMAX_X2_FLOOR), a - 2.0f);
+        *t2 = entmax_exp2((a - 2.0f) * fmaxf(lx, ENTMAX_X2_FLOOR_LOG2));
     }
 }
 
