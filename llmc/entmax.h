@@ -129,7 +129,7 @@ ENTMAX_HD float entmax_u(int kind, float a, float x) {
 
 // p and u of one element together, equal to entmax_p and entmax_u (off the support a zero may come out as -0)
 // with one comparison instead of two for alpha = 1.5 and 2: u = max(x, 0), p = u * u resp. p = max(x, 0),
-// u = [x > 0]; fmaxf also maps NaN to 0
+// u = [x > 0]; fmaxf also maps NaN to 0. Other alpha: one power instead of two, p = u x
 ENTMAX_HD void entmax_pu(int kind, float a, float x, float* p, float* u) {
     if (kind == ENTMAX_15) {
         float r = fmaxf(x, 0.0f);
@@ -138,7 +138,9 @@ ENTMAX_HD void entmax_pu(int kind, float a, float x, float* p, float* u) {
         float r = fmaxf(x, 0.0f);
         *p = r; *u = r > 0.0f ? 1.0f : 0.0f;
     } else {
-        *p = entmax_p(kind, a, x); *u = entmax_u(kind, a, x);
+        // one power: p = u x (within an ulp or two of x^a)
+        const float r = x > 0.0f ? entmax_pow(x, a - 1.0f) : 0.0f;
+        *u = r; *p = r * fmaxf(x, 0.0f);
     }
 }
 
