@@ -116,7 +116,7 @@ ENTMAX_HD float entmax_p(int kind, float a, float x) {
     if (!(x > 0.0f)) return 0.0f;
     if (kind == ENTMAX_15) return x * x;
     if (kind == ENTMAX_SPARSEMAX) return x;
-    return entmax_pow(x, a);
+    return entmax_pow(x, a - 1.0f) * x; // = u x, as entmax_pu computes it
 }
 
 // u = p^(2-alpha) = [x]_+^(a-1): the weight of the backward pass
@@ -138,7 +138,7 @@ ENTMAX_HD void entmax_pu(int kind, float a, float x, float* p, float* u) {
         float r = fmaxf(x, 0.0f);
         *p = r; *u = r > 0.0f ? 1.0f : 0.0f;
     } else {
-        // one power: p = u x (within an ulp or two of x^a)
+        // one power: p = u x (as entmax_p)
         const float r = x > 0.0f ? entmax_pow(x, a - 1.0f) : 0.0f;
         *u = r; *p = r * fmaxf(x, 0.0f);
     }
