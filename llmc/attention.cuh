@@ -67,7 +67,7 @@ typedef struct {
     int causal;                // 1 = causal (key j visible to query i iff j <= i)
     int niter;                 // tau passes before the output pass. > 0: at least niter, more (up to niter + 6)
                                // while rows are far from converged; < 0: exactly -niter (a fixed-iteration solver,
-                               // e.g. to compare with AdaSplash's niter); 0 = default for alpha (1.5: 2, else 5).
+                               // e.g. to compare with AdaSplash's niter); 0 = entmax_default_niter(alpha).
                                // Rows still off after the output pass (|sum p - 1| > 1e-3) are solved again.
     AttnTensor q, k, v;        // inputs (forward and backward)
     AttnTensor o;              // forward output
@@ -1912,8 +1912,6 @@ static inline unsigned long long attention_tile_count(int B, int H, int T, int c
     unsigned long long n = (unsigned long long)attention_n64(T);
     return (unsigned long long)B * H * (causal ? n * (n + 1) / 2 : n * n);
 }
-// theta passes attn_tau_kernel makes at least (niter = 0): entmax_default_niter (llmc/entmax.h)
-static inline int attention_default_niter(float alpha) { return entmax_default_niter(alpha); }
 
 static inline int attn_aligned(const AttnTensor* t) {
     return ((uintptr_t)t->ptr % 16 == 0) && t->sb % 8 == 0 && t->st % 8 == 0 && t->sh % 8 == 0;
@@ -1986,9 +1984,10 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
     p.stat = a->stat;
     p.stats = a->stats;
     p.H = a->H; p.T = a->T;
-    p.niter = a->niter > 0 ? a->niter : a->niter < 0 ? -a->niter : attention_default_niter(a->alpha);
+    const int niter_default = entmax_default_niter(a->alpha);
+    p.niter = a->niter > 0 ? a->niter : a->niter < 0 ? -a->niter : niter_default;
     p.niter_cap = a->niter < 0 ? p.niter : p.niter + 6;
-    p.niter_redo = (p.niter > attention_default_niter(a->alpha) ? p.niter : attention_default_niter(a->alpha)) + 6;
+    p.niter_redo = (p.niter > niter_default ? p.niter : niter_default) + 6;
     // the smallest |f(tau_k)| followed by |f(tau_k+1)| > 1e-3, over N(0, sigma^2) score rows, sigma 0.02..8,
     // n 2..4096, and the k where the kernel may stop (k >= niter - 1; `build/entmax_iterations stop`, see
     // doc/entmax-iterations.md): 0.2 for alpha <= 1.5, 0.030 for 1.75, 0.0086 for 2. tol_cont stays well under

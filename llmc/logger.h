@@ -49,14 +49,17 @@ static inline double mean_of(const float* x, int n) {
     return m / n;
 }
 
+// " <key>:<mean> <key>l:<x[0]>,<x[1]>,..." (one value per layer)
+static inline void logger_per_layer(FILE* f, const char* key, const float* x, int L) {
+    fprintf(f, " %s:%.6f %sl:", key, mean_of(x, L), key);
+    for (int l = 0; l < L; l++) fprintf(f, l ? ",%.6f" : "%.6f", x[l]);
+}
+
 static inline void logger_nonzero(Logger* lg, int step, const float* nonzero, const float* dead, int L) {
     if (!lg->f) return;
-    fprintf(lg->f, "s:%d nz:%.6f nzl:", step, mean_of(nonzero, L));
-    for (int l = 0; l < L; l++) fprintf(lg->f, l ? ",%.6f" : "%.6f", nonzero[l]);
-    if (dead) {
-        fprintf(lg->f, " dead:%.6f deadl:", mean_of(dead, L));
-        for (int l = 0; l < L; l++) fprintf(lg->f, l ? ",%.6f" : "%.6f", dead[l]);
-    }
+    fprintf(lg->f, "s:%d", step);
+    logger_per_layer(lg->f, "nz", nonzero, L);
+    if (dead) logger_per_layer(lg->f, "dead", dead, L);
     fprintf(lg->f, "\n");
     fflush(lg->f);
 }

@@ -26,7 +26,7 @@ int ea_forward(const AttnArgs* args, void* stream) { return attention_forward(ar
 int ea_backward(const AttnArgs* args, void* stream) { return attention_backward(args, (cudaStream_t)stream); }
 size_t ea_mask_words(int B, int H, int T) { return attention_mask_words(B, H, T); }
 unsigned long long ea_tile_count(int B, int H, int T, int causal) { return attention_tile_count(B, H, T, causal); }
-int ea_default_niter(float alpha) { return attention_default_niter(alpha); }
+int ea_default_niter(float alpha) { return entmax_default_niter(alpha); }
 const char* ea_strerror(int code) { return attention_strerror(code); }
 int ea_sizeof_args(void) { return (int)sizeof(AttnArgs); }
 
