@@ -23,7 +23,8 @@
                      (warp, key tile) so that tiles with every x <= 0 at the final theta are known ("dead").
                      After niter passes it goes on (up to niter + 6) while some row has |f| > tol_cont (flat
                      rows, e.g. at initialisation). Writes stat = theta and the tile mask. 2 CTAs per SM.
-                     Steps of 128 keys (two tiles) for alpha = 1.5 and causal alpha = 2 (att_tau_tiles).
+                     Steps of 128 keys (two tiles) for alpha = 1.5 and causal alpha = 2 (att_tau_tiles). On
+                     sm_90a this kernel and the next get K (and V) by TMA, into rings guarded by mbarriers.
    attn_out_kernel   (entmax) output pass over the live tiles: O, O2, sum p, sum u; 2 CTAs per SM at D = 64.
                      A row with |sum p - 1| > 1e-3 gets stat = NaN instead of O (rare), and
    attn_fwd_kernel   in redo mode (a small grid that scans stat for NaN) solves those 128-row tiles from scratch
@@ -50,6 +51,7 @@
 #include <string.h>
 #include <math.h>
 #include <cuda_runtime.h>
+#include <cudaTypedefs.h> // CUtensorMap and the cuTensorMapEncodeTiled prototype (called through the runtime)
 #include <cuda_bf16.h>
 #include "entmax.h"
 
@@ -449,6 +451,51 @@ __device__ __forceinline__ void att_fence_async_smem() {
 #endif
 }
 
+// mbarriers and TMA (sm_90): a K tile is loaded by one thread with one bulk tensor copy that signals an mbarrier
+// ("full": the stage holds the tile) when its bytes have landed; each warp arrives on a second mbarrier ("empty")
+// once its wgmma has read the stage, and the loading thread waits on that before it refills the stage. Waits take
+// the parity of the phase they wait for (phase k of a barrier completes for the (k+1)-th time it fills up; a wait
+// for parity 1 on a fresh barrier returns at once, so the first refill of each stage does not block).
+__device__ __forceinline__ void att_mbar_init(uint64_t* bar, int count) {
+#if ATT_WGMMA
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(att_smem_addr(bar)), "r"(count) : "memory");
+#endif
+}
+// the inits become visible to the other threads and to the async proxy (TMA) after this and a barrier
+__device__ __forceinline__ void att_mbar_init_fence() {
+#if ATT_WGMMA
+    asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void att_mbar_arrive(uint64_t* bar) {
+#if ATT_WGMMA
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(att_smem_addr(bar)) : "memory");
+#endif
+}
+// arrive and announce the bytes the next TMA copy will deliver to this barrier
+__device__ __forceinline__ void att_mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+#if ATT_WGMMA
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(att_smem_addr(bar)), "r"(bytes)
+                 : "memory");
+#endif
+}
+__device__ __forceinline__ void att_mbar_wait(uint64_t* bar, uint32_t parity) {
+#if ATT_WGMMA
+    asm volatile("{\n.reg .pred P;\nATT_MBAR_WAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 P, [%0], %1;\n"
+                 "@!P bra ATT_MBAR_WAIT;\n}\n" ::"r"(att_smem_addr(bar)), "r"(parity) : "memory");
+#endif
+}
+// box {c0, c1, c2, c3} of the 4-D tensor map at tmap (a __grid_constant__ kernel parameter) into dst; the copy
+// completes bytes on bar. Coordinates past the tensor's end read as zeros.
+__device__ __forceinline__ void att_tma_load4(void* dst, const void* tmap, int c0, int c1, int c2, int c3, uint64_t* bar) {
+#if ATT_WGMMA
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n"
+                 ::"r"(att_smem_addr(dst)), "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(att_smem_addr(bar))
+                 : "memory");
+#endif
+}
+
 __device__ __forceinline__ float att_quad_sum(float x) {
     x += __shfl_xor_sync(0xffffffffu, x, 1);
     x += __shfl_xor_sync(0xffffffffu, x, 2);
@@ -546,6 +593,9 @@ __device__ __forceinline__ void att_wg_check_align(const void* smem) {
 // kernel parameters
 
 typedef struct {
+    // sm_90a, D = 64: K and V as 4-D tensors (d, t, h, b) for TMA (attn_encode_tmap), in boxes of 128 keys
+    // (attn_tau_kernel) and 64 keys (attn_out_kernel); the kernels take the parameters as __grid_constant__
+    CUtensorMap tmap_k128, tmap_k64, tmap_v64;
     const att_bf16* q; const att_bf16* k; const att_bf16* v;
     att_bf16* o; att_bf16* o2;
     long long q_sb, q_st, q_sh, k_sb, k_st, k_sh, v_sb, v_st, v_sh, o_sb, o_st, o_sh, o2_sb, o2_st, o2_sh;
@@ -577,23 +627,33 @@ typedef struct {
 
 // ----------------------------------------------------------------------------------------------------------
 // forward, kernel 1 (entmax only): row max and theta. One CTA = 128 query rows (8 warps x 16), K streamed in
-// steps of 128 keys (two 64-key tiles) through a 3-stage cp.async ring with one barrier per step (the step two
-// ahead is loaded into the stage every warp has finished). With wgmma (D = 64) the two 64-key tiles of a step are
-// two m64n64 groups, and the warps work on the first while the second runs (see PIPE). The per-step costs
-// (barrier, loads, wgmma issue and wait, loop) were ~40% of the instructions with 64-key steps.
+// steps of 128 keys (two 64-key tiles; 64 for general alpha), loaded two steps ahead. With wgmma (D = 64) the two
+// 64-key tiles of a step are two m64n64 groups, and the warps work on the first while the second runs (see PIPE);
+// the steps come through TMA into a 4-stage ring with mbarriers (see TMA: no CTA barrier per step, no copy
+// instructions in the warps; -5% time). Elsewhere a 3-stage cp.async ring with one barrier per step. The per-step
+// costs (barrier, loads, wgmma issue and wait, loop) were ~40% of the instructions with 64-key steps.
 // Registers are kept under 128 so that two CTAs share an SM and the tensor work of one overlaps the elementwise
 // work of the other. Writes stat = theta for every row, the mask rows of its two 64-query tiles and the
 // dead-tile counters.
 
 #define ATT_STAGES 3
+#define ATT_TAU_TMA_STAGES 4 // stages of the TMA rings (attn_tau_kernel, attn_out_kernel): refilled two steps after use
 // 64-key tiles per attn_tau_kernel step: two where the elementwise work is light (alpha = 1.5; alpha = 2 causal);
 // one elsewhere, where two would not fit in the registers and ptxas would serialise the wgmma pipeline (C7511)
 __host__ __device__ constexpr int att_tau_tiles(int kind, bool causal) {
     return kind == ENTMAX_15 || (kind == ENTMAX_SPARSEMAX && causal) ? 2 : 1;
 }
 
+// shared memory of attn_tau_kernel (the host passes tma = 1 on compute capability 9.x, where the sm_90a build
+// runs; allocating for the TMA layout where the kernel then uses the cp.async one is harmless)
+static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, int tma) {
+    const int bk = att_tau_tiles(kind, causal != 0) * ATT_BN;
+    const int ns = tma && D == 64 ? ATT_TAU_TMA_STAGES : ATT_STAGES;
+    return (ATT_BM * D + ns * bk * D) * 2 + 2 * ns * 8 + (ATT_WARPS + ATT_THREADS * 8) * 4 + ATT_WARPS * n64_tracked * 4;
+}
+
 template <int KIND, int D, bool CAUSAL>
-__global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(const AttnFwdParams p) {
+__global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(const __grid_constant__ AttnFwdParams p) {
     constexpr int BM = ATT_BM, BN = ATT_BN, NH = att_tau_tiles(KIND, CAUSAL), BK = NH * BN, NW = ATT_WARPS;
     // D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows (warps 4wg..4wg+3)
     constexpr bool WG = ATT_WGMMA && D == 64;
@@ -601,10 +661,18 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     // scores of the first while the tensor cores compute the second. (Keeping a group in flight across the loop's
     // back edge as well, for full overlap, makes ptxas serialise every wgmma of the kernel: C7514.)
     constexpr bool PIPE = WG && NH == 2;
+    // TMA (with wgmma): thread 0 loads each K step with one tensor copy into a 4-stage ring, and the warps wait on
+    // the stage's mbarrier instead of a CTA barrier, so the two warpgroups drift apart by up to two steps and no
+    // thread spends instructions on copies. Elsewhere a 3-stage cp.async ring with one barrier per step.
+    constexpr bool TMA = WG;
+    const void* const tmap_k = NH == 2 ? (const void*)&p.tmap_k128 : (const void*)&p.tmap_k64;
+    constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
-    att_bf16* sK = sQ + BM * D;                        // [3][BK*D]
-    float* sDel = (float*)(sK + ATT_STAGES * BK * D);  // [NW]
+    att_bf16* sK = sQ + BM * D;                        // [NS][BK*D]
+    uint64_t* bar_full = (uint64_t*)(sK + NS * BK * D); // [NS] (TMA) stage holds its step's tile
+    uint64_t* bar_empty = bar_full + NS;               // [NS] (TMA) every warp is done reading the stage
+    float* sDel = (float*)(bar_empty + NS);            // [NW]
     float* sRow = sDel + NW;                           // [256][8]: this thread's two rows, see below
     float* sMw = sRow + ATT_THREADS * 8;               // [NW][n64] (if track)
 
@@ -625,18 +693,40 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
-    // step s of the flat (pass, step) sequence uses step s % nst and stage s % 3; the loads run two steps ahead
-    // (ld_step, ld_stage: step and stage of s + 2), counters instead of divisions
-    att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
-    att_cp_commit();
-    att_load_tile<BK, D>(sK, gk, p.k_st, 0, T, tid);
-    att_cp_commit();
+    // step s of the flat (pass, step) sequence uses step s % nst and stage s % NS; the loads run two steps ahead
+    // (ld_step, ld_stage: step and stage of s + 2), counters instead of divisions. TMA: ld_ph / ph = parity of the
+    // current round through the ring (of the loads / of the reads).
     int ld_step = nst > 1 ? 1 : 0;
-    att_load_tile<BK, D>(sK + BK * D, gk, p.k_st, ld_step * BK, T, tid);
-    att_cp_commit();
+    uint32_t ld_ph = 0, ph = 0;
+    if constexpr (TMA) {
+        if (tid == 0) {
+            for (int i = 0; i < NS; i++) {
+                att_mbar_init(&bar_full[i], 1);
+                att_mbar_init(&bar_empty[i], NW);
+            }
+            att_mbar_init_fence();
+        }
+        __syncthreads();
+        if (tid == 0) {
+            att_mbar_expect_tx(&bar_full[0], BK * D * 2);
+            att_tma_load4(sK, tmap_k, 0, 0, h, b, &bar_full[0]);
+            att_mbar_expect_tx(&bar_full[1], BK * D * 2);
+            att_tma_load4(sK + BK * D, tmap_k, 0, ld_step * BK, h, b, &bar_full[1]);
+        }
+        att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
+        att_cp_commit();
+        att_cp_wait<0>();
+    } else {
+        att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
+        att_cp_commit();
+        att_load_tile<BK, D>(sK, gk, p.k_st, 0, T, tid);
+        att_cp_commit();
+        att_load_tile<BK, D>(sK + BK * D, gk, p.k_st, ld_step * BK, T, tid);
+        att_cp_commit();
+        att_cp_wait<2>();
+    }
     ld_step = ld_step + 1 == nst ? 0 : ld_step + 1;
     int ld_stage = 2, stage = 0;
-    att_cp_wait<2>();
     att_fence_async_smem();
     __syncthreads();
     uint32_t qf[D / 16][4];
@@ -748,16 +838,29 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                     }
                     moments = __any_sync(0xffffffffu, flat);
                 }
-                att_cp_wait<1>();
-                att_fence_async_smem();
-                __syncthreads();
-                // prefetch step + 2 (the step of the next pass when this one ends; harmless if none follows)
-                att_load_tile<BK, D>(sK + ld_stage * BK * D, gk, p.k_st, ld_step * BK, T, tid);
-                att_cp_commit();
+                // prefetch step + 2 (the step of the next pass when this one ends; what is loaded past the last
+                // pass is waited for at the end)
+                if constexpr (TMA) {
+                    if (tid == 0) {
+                        att_mbar_wait(&bar_empty[ld_stage], ld_ph ^ 1u); // its reads of step s - 2 are done
+                        att_mbar_expect_tx(&bar_full[ld_stage], BK * D * 2);
+                        att_tma_load4(sK + ld_stage * BK * D, tmap_k, 0, ld_step * BK, h, b, &bar_full[ld_stage]);
+                    }
+                    if (ld_stage == NS - 1) ld_ph ^= 1u;
+                    att_mbar_wait(&bar_full[stage], ph);
+                } else {
+                    att_cp_wait<1>();
+                    att_fence_async_smem();
+                    __syncthreads();
+                    att_load_tile<BK, D>(sK + ld_stage * BK * D, gk, p.k_st, ld_step * BK, T, tid);
+                    att_cp_commit();
+                }
                 ld_step = ld_step + 1 == nst ? 0 : ld_step + 1;
-                ld_stage = ld_stage == ATT_STAGES - 1 ? 0 : ld_stage + 1;
+                ld_stage = ld_stage == NS - 1 ? 0 : ld_stage + 1;
+                uint64_t* const stage_empty = &bar_empty[stage];
                 const att_bf16* sKs = sK + stage * BK * D;
-                stage = stage == ATT_STAGES - 1 ? 0 : stage + 1;
+                if (stage == NS - 1) ph ^= 1u;
+                stage = stage == NS - 1 ? 0 : stage + 1;
                 float s[8 * NH][4]; // s[8hf .. 8hf+7] = 64-key tile NH js + hf
                 float(&s0)[8][4] = *reinterpret_cast<float(*)[8][4]>(&s[0][0]);
                 float(&s1)[8][4] = *reinterpret_cast<float(*)[8][4]>(&s[8 * (NH - 1)][0]);
@@ -776,6 +879,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                     tile_work(s0, 2 * js, max_pass);
                     att_wg_wait<0>();
                     att_wg_keep(s1);
+                    if (lane == 0) att_mbar_arrive(stage_empty); // (TMA) this warp's reads of the stage are done
                     tile_work(s1, 2 * js + 1, max_pass);
                     continue;
                 }
@@ -784,6 +888,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                         if (NH * js + NH - 1 <= glast) att_wgmma_abt64(s, sQg, att_smem_addr(sKs));
                         else att_wgmma_abt64(s0, sQg, att_smem_addr(sKs)); // NH = 2, only the first tile is visible
                     }
+                    if (lane == 0) att_mbar_arrive(stage_empty); // (TMA) this warp is done with the stage
                 } else if (wactive && NH * js <= wlast) {
                     att_mma_abt<D>(s0, qf, sKs, lane);
                     if (NH == 2 && 2 * js + 1 <= wlast) att_mma_abt<D>(s1, qf, sKs + BN * D, lane);
@@ -859,6 +964,13 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             break;
         }
     }
+    if constexpr (TMA) {
+        // the two steps loaded ahead must land before the CTA exits
+        if (tid == 0) {
+            att_mbar_wait(&bar_full[stage], ph);
+            att_mbar_wait(&bar_full[stage == NS - 1 ? 0 : stage + 1], stage == NS - 1 ? ph ^ 1u : ph);
+        }
+    }
     att_cp_wait<0>();
     __syncthreads();
 
@@ -910,14 +1022,28 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 #ifndef ATT_OUT_MINB
 #define ATT_OUT_MINB 2 // CTAs per SM asked of attn_out_kernel at D = 64; -DATT_OUT_MINB=1 to compare
 #endif
+// shared memory of attn_out_kernel (tma as for attn_tau_smem)
+static inline int attn_out_smem(int D, int mask_words, int tma) {
+    const int ns = tma && D == 64 ? ATT_TAU_TMA_STAGES : ATT_STAGES;
+    return (ATT_BM * D + 2 * ns * ATT_BN * D) * 2 + 2 * ns * 8 + 3 * mask_words * 4;
+}
+
 template <int KIND, int D, bool CAUSAL>
-__global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_out_kernel(const AttnFwdParams p) {
+__global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_out_kernel(const __grid_constant__ AttnFwdParams p) {
     constexpr int BM = ATT_BM, BN = ATT_BN, NDT = D / 8;
+    // D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows = one mask half (warps 4wg..4wg+3)
+    constexpr bool WG = ATT_WGMMA && D == 64;
+    // TMA (with WG): thread 0 loads K and V of each live tile by TMA into a 4-stage ring guarded by mbarriers, as
+    // in attn_tau_kernel; elsewhere a 3-stage cp.async ring with one barrier per tile
+    constexpr bool TMA = WG;
+    constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
-    att_bf16* sK = sQ + BM * D;                        // [3][BN*D]
-    att_bf16* sV = sK + ATT_STAGES * BN * D;           // [3][BN*D]
-    uint32_t* sLive = (uint32_t*)(sV + ATT_STAGES * BN * D); // [3][mask_words]: half 0, half 1, either
+    att_bf16* sK = sQ + BM * D;                        // [NS][BN*D]
+    att_bf16* sV = sK + NS * BN * D;                   // [NS][BN*D]
+    uint64_t* bar_full = (uint64_t*)(sV + NS * BN * D); // [NS] (TMA)
+    uint64_t* bar_empty = bar_full + NS;               // [NS] (TMA)
+    uint32_t* sLive = (uint32_t*)(bar_empty + NS);     // [3][mask_words]: half 0, half 1, either
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
     const int bh = att_bh();
@@ -930,8 +1056,6 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     const int q0 = qg.q0, nkt = qg.nkt, r0w = qg.r0w, wlast = qg.wlast, glast = qg.glast;
     const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool live_ok = p.mask != nullptr;
-    // D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows = one mask half (warps 4wg..4wg+3)
-    constexpr bool WG = ATT_WGMMA && D == 64;
     if (WG) att_wg_check_align(att_smem);
     const int W = p.mask_words;
     const float c = p.c, a = p.a;
@@ -941,6 +1065,15 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
     const att_bf16* gv = p.v + (long long)b * p.v_sb + (long long)h * p.v_sh;
 
+    if constexpr (TMA) { // (visible after the barrier below)
+        if (tid == 0) {
+            for (int i = 0; i < NS; i++) {
+                att_mbar_init(&bar_full[i], 1);
+                att_mbar_init(&bar_empty[i], ATT_WARPS);
+            }
+            att_mbar_init_fence();
+        }
+    }
     att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
     att_cp_commit();
     if (live_ok) att_load_mask_rows(sLive, p.mask, bh, p.n64, qt, W, tid);
@@ -954,19 +1087,32 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     __syncthreads();
 
     auto next_tile = [&](int t) -> int { return live_ok ? att_next_bit(sLive + 2 * W, t + 1, nkt) : t + 1; };
+    // TMA: ld_ph / ph = parity of the current round through the ring of the loads / of the reads
+    uint32_t ld_ph = 0, ph = 0;
     auto load_step = [&](int t, int st) {
-        if (t < nkt) {
-            att_load_tile<BN, D>(sK + st * BN * D, gk, p.k_st, t * BN, T, tid);
-            att_load_tile<BN, D>(sV + st * BN * D, gv, p.v_st, t * BN, T, tid);
+        if constexpr (TMA) {
+            if (tid == 0 && t < nkt) {
+                att_mbar_wait(&bar_empty[st], ld_ph ^ 1u); // every warp is done with the tile NS - 2 steps back
+                att_mbar_expect_tx(&bar_full[st], 2 * BN * D * 2);
+                att_tma_load4(sK + st * BN * D, &p.tmap_k64, 0, t * BN, h, b, &bar_full[st]);
+                att_tma_load4(sV + st * BN * D, &p.tmap_v64, 0, t * BN, h, b, &bar_full[st]);
+            }
+            if (st == NS - 1) ld_ph ^= 1u;
+        } else {
+            if (t < nkt) {
+                att_load_tile<BN, D>(sK + st * BN * D, gk, p.k_st, t * BN, T, tid);
+                att_load_tile<BN, D>(sV + st * BN * D, gv, p.v_st, t * BN, T, tid);
+            }
+            att_cp_commit();
         }
-        att_cp_commit();
     };
-    // 3-stage ring over the live tiles: the tile two steps ahead is loaded after the barrier into the stage
-    // every warp has finished with
+    // ring over the live tiles: the tile two steps ahead is loaded into the stage every warp has finished with
+    // (cp.async: after the barrier; TMA: once the stage's empty barrier says so)
     int kt = live_ok ? att_next_bit(sLive + 2 * W, 0, nkt) : 0;
     int n1 = kt < nkt ? next_tile(kt) : nkt;
     load_step(kt, 0);
     load_step(n1, 1);
+    int ld_stage = 2;
     float oacc[NDT][4], o2acc[NDT][4];
 #pragma unroll
     for (int i = 0; i < NDT; i++)
@@ -977,10 +1123,16 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     int st = 0;
     while (kt < nkt) {
         int n2 = n1 < nkt ? next_tile(n1) : nkt;
-        att_cp_wait<1>();
-        att_fence_async_smem();
-        __syncthreads();
-        load_step(n2, st == 0 ? 2 : st - 1); // stage (st + 2) % 3
+        if constexpr (TMA) {
+            load_step(n2, ld_stage);
+            att_mbar_wait(&bar_full[st], ph); // every warp waits, so that none arrives on a later round early
+        } else {
+            att_cp_wait<1>();
+            att_fence_async_smem();
+            __syncthreads();
+            load_step(n2, ld_stage);
+        }
+        ld_stage = ld_stage == NS - 1 ? 0 : ld_stage + 1;
         const bool glive = !live_ok || ((sLive[(warp >> 2) * W + (kt >> 5)] >> (kt & 31)) & 1u);
         const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
         const bool wdo = glive && wactive && kt <= wlast;
@@ -1042,7 +1194,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                 }
             }
         }
-        st = st == ATT_STAGES - 1 ? 0 : st + 1;
+        if (TMA && lane == 0) att_mbar_arrive(&bar_empty[st]); // this warp's wgmma reads of the stage are done
+        if (TMA && st == NS - 1) ph ^= 1u;
+        st = st == NS - 1 ? 0 : st + 1;
         kt = n1;
         n1 = n2;
     }
@@ -1927,6 +2081,32 @@ static inline int attn_check_common(const AttnArgs* a) {
     return ATTN_OK;
 }
 
+// The TMA tensor map of a (b, t, h, d) tensor: 4-D (d, t, h, b) with d contiguous, boxes of D x box_rows
+// elements, 128-byte swizzle (the att_sw layout), zeros past T. cuTensorMapEncodeTiled is a driver function that
+// only fills the 128-byte map on the host; it is fetched through the runtime, so nothing links libcuda.
+static inline int attn_encode_tmap(CUtensorMap* map, const AttnTensor* t, int B, int T, int H, int D, int box_rows) {
+    static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
+    if (!encode) {
+        void* fn = nullptr;
+        cudaDriverEntryPointQueryResult q;
+#if CUDART_VERSION >= 12050
+        cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q);
+#else
+        cudaError_t e = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &fn, cudaEnableDefault, &q);
+#endif
+        if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !fn) return ATTN_ERR_CUDA;
+        encode = (PFN_cuTensorMapEncodeTiled_v12000)fn;
+    }
+    const cuuint64_t dims[4] = {(cuuint64_t)D, (cuuint64_t)T, (cuuint64_t)H, (cuuint64_t)B};
+    const cuuint64_t strides[3] = {(cuuint64_t)t->st * 2, (cuuint64_t)t->sh * 2, (cuuint64_t)t->sb * 2}; // bytes
+    const cuuint32_t box[4] = {(cuuint32_t)D, (cuuint32_t)box_rows, 1, 1};
+    const cuuint32_t estr[4] = {1, 1, 1, 1};
+    CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, t->ptr, dims, strides, box, estr,
+                        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    return r == CUDA_SUCCESS ? ATTN_OK : ATTN_ERR_CUDA;
+}
+
 template <typename K>
 static inline int attn_set_smem(K kernel, int bytes) {
     if (bytes > 48 * 1024) {
@@ -2010,18 +2190,28 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
     p.BH = a->B * a->H;
     dim3 grid = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
     if (em.kind != ENTMAX_SOFTMAX && split) {
-        int smem_tau = (ATT_BM * D + ATT_STAGES * att_tau_tiles(em.kind, a->causal != 0) * ATT_BN * D) * 2 + (ATT_WARPS + ATT_THREADS * 8) * 4 +
-                       (p.track ? ATT_WARPS * p.n64 * 4 : 0);
+        // compute capability 9.x runs the sm_90a build, whose attn_tau_kernel and attn_out_kernel stream K and V
+        // through TMA at D = 64
+        int dev = 0, cc = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev);
+        const int tma = cc == 9 && D == 64;
+        if (tma) {
+            err = attn_encode_tmap(&p.tmap_k128, &a->k, a->B, a->T, a->H, D, 2 * ATT_BN);
+            if (!err) err = attn_encode_tmap(&p.tmap_k64, &a->k, a->B, a->T, a->H, D, ATT_BN);
+            if (!err) err = attn_encode_tmap(&p.tmap_v64, &a->v, a->B, a->T, a->H, D, ATT_BN);
+            if (err) return err;
+        }
+        int smem_tau = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma);
         dim3 grid_tau = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
         err = attn_launch(attn_pick_attn_tau_kernel(em.kind, D, a->causal), p, grid_tau, smem_tau, stream);
         if (err) return err;
-        int smem_out = (ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + (p.mask ? 3 * p.mask_words * 4 : 0);
+        int smem_out = attn_out_smem(D, p.mask ? p.mask_words : 0, tma);
         err = attn_launch(attn_pick_attn_out_kernel(em.kind, D, a->causal), p, grid, smem_out, stream);
         if (err) return err;
         // redo pass: a grid of about two CTAs per SM (few or no tiles need it)
         p.from_tau = 1;
-        int dev = 0, nsm = 132;
-        if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
+        int nsm = 132;
+        cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
         long long chunks = ((long long)p.BH * ((a->T + ATT_BM - 1) / ATT_BM) + 31) / 32;
         grid = dim3((unsigned)(chunks < 2 * nsm ? chunks : 2 * nsm), 1, 1);
     }
