@@ -27,9 +27,10 @@
  update. Stopping at |f(tau_k)| <= tol_cont is safe if the update then gives |f(tau_k+1)| <= 1e-3, so we measure
    worst = min |f(tau_k)| over all (row, k >= 0) with |f(tau_k+1)| > 1e-3   (tol_cont must stay below it)
  and the same over k >= niter - 1 only: the kernel stops after pass P >= niter, having seen f(tau_P-1), so with its
- default niter (entmax_default_niter in llmc/entmax.h: 2 for alpha 1.5, 3 below, 5 above) only those k matter.
- tau_0 is the bracket midpoint, except for alpha = 1.5 where the kernel starts flat rows at entmax15_tau_guess
- (from the fp32 mean and variance of the row), as here.
+ default niter (entmax_default_niter in llmc/entmax.h: 2 for alpha 1.5, 3 otherwise) only those k matter.
+ tau_0 is the kernel's start (kernel_start below): the lower bound from the maxima of the 16 key classes j mod 16
+ (entmax_lower_bound_step), and for alpha = 1.5 in flat rows entmax15_tau_guess (from the fp32 mean and variance
+ of the row) clamped into [bound, hi].
  over rows of n N(0, sigma^2) fp32 scores, sigma in {0.02 .. 8} (small sigma = flat rows, as at initialisation),
  n in {2 .. 4096}, `rows` rows per (sigma, n), the same rows for every alpha. Also the passes a row needs: the first
  k with |f(tau_k)| <= 1e-3 (k updates, then the output pass at tau_k). Plain fp32 sequential sums, 12 evaluations.
@@ -45,6 +46,32 @@
 #include <chrono>
 
 #define N_PARTIAL 128
+
+// the start of attn_tau_kernel: the lower bound from the maxima of the key classes j mod 16
+// (entmax_lower_bound_step), and for alpha = 1.5 in flat rows entmax15_tau_guess (fp32 moments of the scores)
+// clamped into [bound, hi]
+static EntmaxTau kernel_start(const Entmax& e, const std::vector<float>& s, float s_max) {
+    const int n = (int)s.size();
+    EntmaxTau t = entmax_tau_init(e.alpha, 0.0f, n);
+    float cmax[ENTMAX_LB_CLASSES];
+    for (int i = 0; i < ENTMAX_LB_CLASSES; i++) cmax[i] = -INFINITY;
+    for (int j = 0; j < n; j++) cmax[j % ENTMAX_LB_CLASSES] = std::max(cmax[j % ENTMAX_LB_CLASSES], s[j]);
+    float lb = t.lo;
+    for (int it = 0; it < ENTMAX_LB_STEPS; it++) {
+        EntmaxSums sb = entmax_sums_zero();
+        for (int i = 0; i < ENTMAX_LB_CLASSES; i++) entmax_sums_add(e.kind, e.a, e.am1 * (cmax[i] - s_max) - lb, &sb);
+        lb = entmax_lower_bound_step(e.a, lb, sb);
+    }
+    t.lo = std::min(lb, t.hi);
+    t.tau = t.lo;
+    if (e.kind == ENTMAX_15) {
+        float m1 = 0.0f, m2 = 0.0f, mu, var, g;
+        for (float v : s) { m1 += v; m2 = fmaf(v, v, m2); }
+        entmax_moments(m1, m2, (float)n, e.am1, s_max, &mu, &var);
+        if (entmax15_tau_guess(mu, var, n, &g)) t.tau = std::min(std::max(g, t.lo), t.hi);
+    }
+    return t;
+}
 
 // the kernel-style fp32 sums at tau: N_PARTIAL strided partial sums, then merged
 static EntmaxSums kernel_sums(const Entmax& e, const std::vector<float>& s, float s_max, float tau) {
@@ -129,15 +156,7 @@ static void stop_alpha(float alpha, int rows, unsigned long long seed, StopResul
                 for (float& v : s) v = (float)(sigma * rng.normal());
                 float m = s[0];
                 for (float v : s) m = std::max(m, v);
-                EntmaxTau t = entmax_tau_init(alpha, 0.0f, n);
-                if (e.kind == ENTMAX_15) {
-                    // the kernel's start for flat rows: fp32 moments of the scores, then entmax15_tau_guess
-                    float m1 = 0.0f, m2 = 0.0f, mu, var, g;
-                    for (float v : s) { m1 += v; m2 = fmaf(v, v, m2); }
-                    entmax_moments(m1, m2, (float)n, e.am1, m, &mu, &var);
-                    if (entmax15_tau_guess(mu, var, n, &g))
-                        t.tau = std::min(std::max(g, t.lo), t.hi);
-                }
+                EntmaxTau t = kernel_start(e, s, m);
                 float fprev = NAN;
                 int need = STOP_EVALS; // "not reached"
                 for (int it = 0; it < STOP_EVALS; it++) {
@@ -171,7 +190,7 @@ static int run_stop(int rows, unsigned long long seed, const std::vector<double>
 
     printf("stopping rule of the GPU tau solver: rows of n N(0, sigma^2) fp32 scores, %d rows per (sigma, n), "
            "seed %llu, the same rows for every alpha; f(tau) = sum_j [(alpha-1)(s_j - max s) - tau]_+^(1/(alpha-1)) - 1, "
-           "tau_0 = bracket midpoint (alpha 1.5: entmax15_tau_guess where it applies), tau_k+1 = entmax_tau_step(tau_k), %d evaluations per row\n\n",
+           "tau_0 = the kernel start (lower bound from the 16 class maxima; alpha 1.5: entmax15_tau_guess where it applies), tau_k+1 = entmax_tau_step(tau_k), %d evaluations per row\n\n",
            rows, seed, STOP_EVALS);
     printf("passes: the first k with |f(tau_k)| <= %g (k updates, then the output pass at tau_k), max over the rows;\n"
            "each cell lists n =", (double)STOP_TOL);

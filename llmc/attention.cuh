@@ -15,9 +15,11 @@
    O2_i = sum_j u_ij v_j / sum_j u_ij,  u = p^(2-alpha) = x^(a-1)   (saved instead of O for the backward)
  Saved per row: stat_i = theta_i (fp32). Softmax: stat_i = log2(sum_j exp2(s_ij log2 e)), p = exp2(s log2e - stat).
 
- Forward (CTAs of 128 query rows = 8 warps x 16 rows; key tiles of 64 through a 3-stage cp.async ring):
-   attn_tau_kernel   (entmax) pass 0: row max of acc over the visible keys (alpha = 1.5 in flat rows also their
-                     mean and variance, for a first theta near the root: entmax15_tau_guess); passes 1..n: the sums
+ Forward (CTAs of 128 query rows = 8 warps x 16 rows; key tiles of 64 through a 3-stage cp.async ring, or TMA):
+   attn_tau_kernel   (entmax) pass 0: row max of acc over the visible keys, as the maxima of 16 key classes, from
+                     which a lower bound for theta is the first theta (entmax_lower_bound_step; alpha = 1.5 in flat
+                     rows also their mean and variance, for a first theta near the root: entmax15_tau_guess);
+                     passes 1..n: the sums
                      (entmax_sums_add) at the current theta, then entmax_tau_step (safeguarded Halley-bisection);
                      a CTA stops early when every row has |f| <= 1e-6. The last pass records max_j x_ij per
                      (warp, key tile) so that tiles with every x <= 0 at the final theta are known ("dead").
@@ -739,7 +741,14 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     // step, the sums and the loop state fit in 128 registers without serialising the wgmma pipeline:
     // slot[j] = tau, [2 + j] = lo, [4 + j] = hi (relative to the row max), [6 + j] = scaled row max c * max.
     float* slot = sRow + tid * 8;
-    float th[2] = {-INFINITY, -INFINITY};
+    float th[2];
+    // max pass: the maxima of this thread's scores of row j in the key classes k mod 16 = 2tq + (k mod 2) +
+    // 8 ((k / 8) mod 2), i = 2 ((k / 8) mod 2) + k mod 2 (with the quad's: the 16 classes of entmax_lower_bound_step)
+    float cmax[2][4];
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) cmax[j][i] = -INFINITY;
     // [row][n8 tile parity]: two independent accumulation chains per row (ILP). In the max pass (alpha = 1.5) the
     // same registers hold the moments of the raw scores for entmax15_tau_guess: s0 = sum acc, s1 = sum acc^2.
     EntmaxSums sums[2][2] = {}; // (zeroed again at the start of every pass)
@@ -747,7 +756,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     // starting theta near the root in flat rows. After the first step a warp goes on with them only if one of its
     // rows looks flat on that step's keys, so peaked rows pay for one step only.
     constexpr bool GUESS = KIND == ENTMAX_15;
-    bool moments = GUESS, all_guessed = false;
+    bool moments = GUESS;
     const int n_mom = BN * min(T / BN, CAUSAL ? (r0w + 1) / BN : T / BN); // keys of the warp's full tiles
     // row j's moments (held in sums during the max pass) over `count` keys, as mu and v of z relative to acc_max
     auto row_moments = [&](int j, float count, float acc_max, float* mu, float* v) {
@@ -757,11 +766,10 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     int it = 0;
     bool maxpass = true, tracked = false, near = false;
     while (true) {
-        // a pass that may be the last one records the tile maxima (trk): from pass niter + 1 on, after a pass with
-        // every row near the root, and pass niter (the first the loop may stop after) when it always (fixed count)
-        // or probably (every row started at the guess) is the last. Rows of N(0, 1) scores need one more.
-        const bool first_stop = it == p.niter - 1 && (!GUESS || all_guessed || p.niter_cap == p.niter);
-        const bool trk = !maxpass && track && (it >= p.niter || near || first_stop);
+        // a pass that may be the last one records the tile maxima (trk): from pass niter (the first the loop may
+        // stop after; every row starts near the root, so it usually is the last) on, and after a pass with every
+        // row near the root
+        const bool trk = !maxpass && track && (it >= p.niter - 1 || near);
 #pragma unroll
         for (int j = 0; j < 2; j++) sums[j][0] = sums[j][1] = entmax_sums_zero();
         // the work on the scores st of 64-key tile kt: mask, then the row max (max pass, with the moments) or the
@@ -797,7 +805,10 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 #pragma unroll
                     for (int nt = 0; nt < 8; nt++)
 #pragma unroll
-                        for (int e = 0; e < 4; e++) th[e >> 1] = fmaxf(th[e >> 1], st[nt][e]);
+                        for (int e = 0; e < 4; e++) {
+                            float& m = cmax[e >> 1][(nt & 1) * 2 + (e & 1)];
+                            m = fmaxf(m, st[nt][e]);
+                        }
                 } else if (trk) {
 #pragma unroll
                     for (int nt = 0; nt < 8; nt++)
@@ -901,28 +912,33 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
         if (maxpass) pass_steps(AttBool<true>());
         else pass_steps(AttBool<false>());
         if (maxpass) {
-            bool all_guessed_thread = true;
 #pragma unroll
             for (int j = 0; j < 2; j++) {
-                float m = att_quad_max(th[j]);
+                float m = att_quad_max(fmaxf(fmaxf(cmax[j][0], cmax[j][1]), fmaxf(cmax[j][2], cmax[j][3])));
                 int n = CAUSAL ? min(row[j] + 1, T) : T;
                 EntmaxTau t = entmax_tau_init(p.alpha, 0.0f, n);
                 if (!(m > -INFINITY)) m = 0.0f;
-                bool guessed = !rvalid[j];
+                // start at the lower bound from the 16 class maxima (x = c (cmax - m) - tau; empty classes: -inf)
+                float lb = t.lo;
+                for (int i = 0; i < ENTMAX_LB_STEPS; i++) {
+                    EntmaxSums sb = entmax_sums_zero();
+#pragma unroll
+                    for (int k = 0; k < 4; k++) entmax_sums_add(KIND, a, c * (cmax[j][k] - m) - lb, &sb);
+                    sb.s0 = att_quad_sum(sb.s0);
+                    sb.s1 = att_quad_sum(sb.s1);
+                    lb = entmax_lower_bound_step(a, lb, sb);
+                }
+                t.lo = fminf(lb, t.hi);
+                t.tau = t.lo;
                 if (GUESS && moments && n_mom >= BN) {
-                    // mean and variance of z = c acc over the row's first n_mom keys, relative to its max
+                    // flat rows: mean and variance of z = c acc over the row's first n_mom keys, relative to its max
                     float mu, v, g;
                     row_moments(j, (float)n_mom, m, &mu, &v);
-                    if (entmax15_tau_guess(mu, v, n, &g)) {
-                        t.tau = fminf(fmaxf(g, t.lo), t.hi);
-                        guessed = true;
-                    }
+                    if (entmax15_tau_guess(mu, v, n, &g)) t.tau = fminf(fmaxf(g, t.lo), t.hi);
                 }
-                all_guessed_thread = all_guessed_thread && guessed;
                 slot[j] = t.tau; slot[2 + j] = t.lo; slot[4 + j] = t.hi; slot[6 + j] = c * m;
                 th[j] = c * m + t.tau;
             }
-            if (GUESS) all_guessed = __syncthreads_and(all_guessed_thread);
             maxpass = false;
             continue;
         }
@@ -2167,7 +2183,7 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
     const int niter_default = entmax_default_niter(a->alpha);
     p.niter = a->niter > 0 ? a->niter : a->niter < 0 ? -a->niter : niter_default;
     p.niter_cap = a->niter < 0 ? p.niter : p.niter + 6;
-    p.niter_redo = (p.niter > niter_default ? p.niter : niter_default) + 6;
+    p.niter_redo = (p.niter > 5 ? p.niter : 5) + 6; // the redo solve starts at the bracket midpoint
     // the smallest |f(tau_k)| followed by |f(tau_k+1)| > 1e-3, over N(0, sigma^2) score rows, sigma 0.02..8,
     // n 2..4096, and the k where the kernel may stop (k >= niter - 1; `build/entmax_iterations stop`, see
     // doc/entmax-iterations.md): 0.2 for alpha <= 1.5, 0.030 for 1.75, 0.0086 for 2. tol_cont stays well under

@@ -62,15 +62,14 @@ ENTMAX_HD int entmax_kind_of(float alpha) {
 }
 
 // The fewest theta passes the GPU solver (attn_tau_kernel) makes by default: after them it goes on while a row has
-// |f| > tol_cont, which is safe from any pass for alpha <= 1.5 (the smallest |f(tau_k)| still followed by
-// |f(tau_k+1)| > 1e-3 is 0.084 at alpha = 1.5 and ~0.2 below it, against tol_cont = 0.04; dev/entmax_iterations.cpp
-// stop mode, doc/entmax-iterations.md). So the minimum only needs to cover the passes most rows take:
-//   alpha = 1.5: 2 (flat rows start near the root, entmax15_tau_guess; other rows continue to their 3);
-//   1 < alpha < 1.5: 3 (rows of N(0, s^2) scores need at most 3 for s >= 0.5, flat rows continue to 4-5);
-//   alpha > 1.5: 5, where tol_cont = 0.0035 is safe only from the later passes.
+// |f| > tol_cont, which is safe from any pass (the smallest |f(tau_k)| still followed by |f(tau_k+1)| > 1e-3 is
+// 0.15 at alpha = 1.5 and >= 0.24 below it, against tol_cont = 0.04; 0.023 at alpha = 1.75 and 0.0093 at alpha = 2,
+// against 0.0035; dev/entmax_iterations.cpp stop mode, doc/entmax-iterations.md). So the minimum only needs to
+// cover the passes most rows take from the kernel's start (entmax_lower_bound_step, entmax15_tau_guess):
+//   alpha = 1.5: 2 (rows of N(0, s^2) scores need at most 2 updates, for every s from 0.02 to 8);
+//   any other alpha: 3 (most rows need 2-3 updates; the flattest ones continue to their 4-6).
 ENTMAX_HD int entmax_default_niter(float alpha) {
-    const int kind = entmax_kind_of(alpha);
-    return kind == ENTMAX_15 ? 2 : kind == ENTMAX_GENERAL && alpha < 1.5f ? 3 : 5;
+    return entmax_kind_of(alpha) == ENTMAX_15 ? 2 : 3;
 }
 
 ENTMAX_HD Entmax entmax_make(float alpha) {
@@ -259,6 +258,21 @@ ENTMAX_HD int entmax15_tau_guess(float mu, float v, int n, float* tau) {
     if (!((float)n * cdf >= ENTMAX_GUESS_MIN_SUPPORT)) return 0;
     *tau = mu - t * sd;
     return 1;
+}
+
+// A lower bound for tau from a few of the row's values, for rows the model above does not cover (peaked rows,
+// where tau* lies well inside the bracket). The equation over any subset of the row's keys has fewer terms, so
+// its f is smaller and its root lies at or left of tau*; and Newton's method from the left end of the bracket
+// (f > 0 there) stays left of that root, since f is convex and decreasing. The kernels use the maxima of the 16
+// residue classes of the key index mod 16 (per thread and row, four registers of the max pass: no extra work per
+// score): in peaked rows these hold most of the support, and a start at the bound then needs 2 Halley passes
+// where the bracket midpoint needed 3 (measured: doc/entmax-iterations.md). (Not in AdaSplash.)
+// One Newton step at tau from the subset's sums at tau; ENTMAX_LB_STEPS of them from tau = bracket lo.
+#define ENTMAX_LB_CLASSES 16
+#define ENTMAX_LB_STEPS 4
+ENTMAX_HD float entmax_lower_bound_step(float a, float tau, EntmaxSums s) {
+    const float f = s.s0 - 1.0f; // f' = -a s1
+    return f > 0.0f && s.s1 > 0.0f ? tau + f / (a * s.s1) : tau;
 }
 
 // one update from the sums evaluated at t->tau

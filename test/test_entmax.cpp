@@ -593,6 +593,75 @@ static void test_guess15(Rng& r, bool quick) {
           "N(0,1), outlier or short rows", applied, rows, worst1, worst2);
 }
 
+// entmax_lower_bound_step (the kernels' first theta: ENTMAX_LB_STEPS Newton steps from the bracket's lo over the
+// maxima of the key classes j mod 16): the bound never exceeds the exact tau* (float64 reference) on random and
+// adversarial rows of any alpha; and at alpha = 1.5 (niter 2) two kernel-style updates from it reach |f| <= 1e-3,
+// with |f| <= tol_cont (0.04) after the first, on peaked N(0, s^2) rows (s >= 1), where the midpoint needs three.
+static float lower_bound_start(const Entmax& e, const std::vector<float>& s, float smax) {
+    float cmax[ENTMAX_LB_CLASSES];
+    for (float& m : cmax) m = -INFINITY;
+    for (size_t j = 0; j < s.size(); j++) cmax[j % ENTMAX_LB_CLASSES] = std::max(cmax[j % ENTMAX_LB_CLASSES], s[j]);
+    float lb = -1.0f;
+    for (int it = 0; it < ENTMAX_LB_STEPS; it++) {
+        EntmaxSums sb = entmax_sums_zero();
+        for (float m : cmax) entmax_sums_add(e.kind, e.a, e.am1 * (m - smax) - lb, &sb);
+        lb = entmax_lower_bound_step(e.a, lb, sb);
+    }
+    return lb;
+}
+static void test_lower_bound(Rng& r, bool quick) {
+    Group g;
+    int rows = 0;
+    double worst_over = -1e30, worst1 = 0.0, worst2 = 0.0, worst_gap = 0.0;
+    for (float alpha : {1.1f, 1.25f, 1.5f, 1.75f, 2.0f}) {
+        Entmax e = entmax_make(alpha);
+        for (int kind : {ROW_GAUSS, ROW_TIES, ROW_DUPMAX, ROW_MASKED, ROW_NEARTIE}) {
+            for (int i = 0; i < (quick ? 4 : 12); i++) {
+                int n = (int)r.log_uniform(1, 4096.999);
+                std::vector<float> s = make_row(r, kind, n, r.log_uniform(0.03, 10.0));
+                int nv;
+                float smax = entmax_row_max(s.data(), n, &nv);
+                std::vector<double> z(n);
+                for (int j = 0; j < n; j++) z[j] = s[j] > -INFINITY ? (double)(e.am1 * (s[j] - smax)) : -INFINITY;
+                double tau = alpha == 1.5f ? exact_tau_entmax15(z) : alpha == 2.0f ? exact_tau_sparsemax(z)
+                                                                                 : exact_tau_bisect(z, e.a, nv, alpha);
+                float lb = lower_bound_start(e, s, smax);
+                rows++;
+                worst_over = std::max(worst_over, (double)lb - tau);
+                check(lb >= -1.0f && lb <= tau + 1e-6, "lower bound %.9g above tau* %.9g (alpha %g, %s, n %d)", lb, tau,
+                      alpha, kind_name[kind], n);
+            }
+        }
+    }
+    Entmax e = entmax_make(1.5f);
+    for (double sigma : {1.0, 2.0, 4.0}) {
+        for (int i = 0; i < (quick ? 6 : 20); i++) {
+            int n = (int)r.log_uniform(256, 4096.999);
+            std::vector<float> s = make_row(r, ROW_GAUSS, n, sigma);
+            int nv;
+            float smax = entmax_row_max(s.data(), n, &nv);
+            std::vector<double> z(n);
+            for (int j = 0; j < n; j++) z[j] = (double)(e.am1 * (s[j] - smax));
+            EntmaxTau t = entmax_tau_init(1.5f, 0.0f, n);
+            t.lo = t.tau = std::min(lower_bound_start(e, s, smax), t.hi);
+            worst_gap = std::max(worst_gap, exact_tau_entmax15(z) - t.tau);
+            double f1 = 0.0;
+            for (int k = 0; k < 2; k++) {
+                tau_update_kernel_like(e, s, smax, &t);
+                if (k == 0) f1 = fabs(f15(z, t.tau));
+            }
+            double f2 = fabs(f15(z, t.tau));
+            worst1 = std::max(worst1, f1);
+            worst2 = std::max(worst2, f2);
+            check(f1 <= 0.04 && f2 <= 1e-3, "from the lower bound: |f| %.3g after 1 update, %.3g after 2 (sigma %g n %d)",
+                  f1, f2, sigma, n);
+        }
+    }
+    g.end("first theta from the 16 class maxima: <= tau* on %d rows of 5 alphas (max lb - tau* %.1e); alpha 1.5 "
+          "N(0, 1-4^2) rows: tau* - lb <= %.3f, |f| after 1 / 2 updates <= %.1e / %.1e", rows, worst_over, worst_gap,
+          worst1, worst2);
+}
+
 // K updates recommended for fixed-iteration kernels (bracket init + K Halley-bisection steps), per alpha.
 // Measured on 20,000 N(0,1) rows per alpha, n 1k..16k, 64-way fp32 partial sums: the largest K any row needed
 // for max|p - p*| <= 1e-5 was 3 at alpha 1.01, 1.05, 1.25, 1.3, 1.4; 4 at 1.1 (2 rows) and 1.5 (19 rows);
@@ -673,6 +742,7 @@ int main(int argc, char** argv) {
     test_corners(r);
     test_fixed_iterations(r, quick);
     test_guess15(r, quick);
+    test_lower_bound(r, quick);
 
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     printf("time %.1f s\n", secs);
