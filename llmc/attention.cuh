@@ -616,7 +616,6 @@ typedef struct {
 } AttnFwdParams;
 
 typedef struct {
-    CUtensorMap tmap_k64, tmap_v64; // sm_90a, D = 64: K and V in boxes of 64 keys for attn_bwd_dq_kernel's TMA
     const att_bf16* q; const att_bf16* k; const att_bf16* v; const att_bf16* o2; const att_bf16* dout;
     att_bf16* dq; att_bf16* dk; att_bf16* dv;
     long long q_sb, q_st, q_sh, k_sb, k_st, k_sh, v_sb, v_st, v_sh, o2_sb, o2_st, o2_sh, do_sb, do_st, do_sh;
@@ -1671,32 +1670,20 @@ attn_fwd_kernel(const AttnFwdParams p) {
 // backward, kernel 1: delta and dQ (one CTA = 128 query rows; loops over key tiles)
 
 #ifndef ATT_DQ_MINB
-// shared memory of attn_bwd_dq_kernel (tma as for attn_tau_smem)
-static inline int attn_dq_smem(int D, int mask_words, int tma) {
-    const int ns = tma && D == 64 ? ATT_TAU_TMA_STAGES : ATT_STAGES;
-    return (2 * ATT_BM * D + 2 * ns * ATT_BN * D) * 2 + 2 * ns * 8 + ATT_BM * 4 + 3 * mask_words * 4;
-}
 #define ATT_DQ_MINB 2 // CTAs per SM asked of attn_bwd_dq_kernel with wgmma (D = 64); -DATT_DQ_MINB=1 to compare
 #endif
 template <int KIND, int D, bool CAUSAL>
-__global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_MINB : 1) attn_bwd_dq_kernel(const __grid_constant__ AttnBwdParams p) {
+__global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_MINB : 1) attn_bwd_dq_kernel(const AttnBwdParams p) {
     constexpr int BM = ATT_BM, BN = ATT_BN;
     constexpr int NDT = D / 8;
     constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
-    // D = 64 on sm_90a: S = Q K^T and dP = dO V^T by wgmma, one warpgroup = 64 query rows = one mask half
-    constexpr bool WG = ATT_WGMMA && D == 64;
-    // TMA (with WG): K and V of each live tile by TMA into a 4-stage ring guarded by mbarriers (see attn_out_kernel)
-    constexpr bool TMA = WG;
-    constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
     att_bf16* sdO = sQ + BM * D;
     att_bf16* sKV = sdO + BM * D; // ring: stage s = K tile at sKV + 2s*BN*D, V tile right after it
     static_assert(2 * BN == BM, "O2 tile aliases one ring stage");
     att_bf16* sO2 = sKV + 2 * 2 * BN * D; // prologue only: stage 2, first written in iteration 0 after a barrier
-    uint64_t* bar_full = (uint64_t*)(sKV + NS * 2 * BN * D); // [NS] (TMA)
-    uint64_t* bar_empty = bar_full + NS;                      // [NS] (TMA)
-    float* sDl = (float*)(bar_empty + NS); // [BM]
+    float* sDl = (float*)(sKV + ATT_STAGES * 2 * BN * D); // [BM]
     uint32_t* sM = (uint32_t*)(sDl + BM);   // [3][mask_words]: half 0, half 1, either
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
@@ -1711,6 +1698,8 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool use_mask = !SOFTMAX && p.mask != nullptr;
     const int W = p.mask_words;
+    // D = 64 on sm_90a: S = Q K^T and dP = dO V^T by wgmma, one warpgroup = 64 query rows = one mask half
+    constexpr bool WG = ATT_WGMMA && D == 64;
     if (WG) att_wg_check_align(att_smem);
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
@@ -1719,15 +1708,6 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     const att_bf16* gdo = p.dout + (long long)b * p.do_sb + (long long)h * p.do_sh;
     const att_bf16* go2 = p.o2 + (long long)b * p.o2_sb + (long long)h * p.o2_sh;
 
-    if constexpr (TMA) { // (visible after the barrier below)
-        if (tid == 0) {
-            for (int i = 0; i < NS; i++) {
-                att_mbar_init(&bar_full[i], 1);
-                att_mbar_init(&bar_empty[i], ATT_WARPS);
-            }
-            att_mbar_init_fence();
-        }
-    }
     att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
     att_load_tile<BM, D>(sdO, gdo, p.do_st, q0, T, tid);
     att_load_tile<BM, D>(sO2, go2, p.o2_st, q0, T, tid);
@@ -1736,31 +1716,18 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     __syncthreads();
     // 3-stage ring over the live key tiles: kt (current), n1, then n2 loaded two steps ahead
     auto next_tile = [&](int t) -> int { return use_mask ? att_next_bit(sM + 2 * W, t + 1, nkt) : t + 1; };
-    uint32_t ld_ph = 0, ph = 0; // TMA: parity of the current round through the ring (loads / reads)
     auto load_step = [&](int t, int st) {
-        if constexpr (TMA) {
-            if (tid == 0 && t < nkt) {
-                att_mbar_wait(&bar_empty[st], ld_ph ^ 1u); // every warp is done with the tile NS - 2 steps back
-                att_mbar_expect_tx(&bar_full[st], 2 * BN * D * 2);
-                att_tma_load4(sKV + 2 * st * BN * D, &p.tmap_k64, 0, t * BN, h, b, &bar_full[st]);
-                att_tma_load4(sKV + (2 * st + 1) * BN * D, &p.tmap_v64, 0, t * BN, h, b, &bar_full[st]);
-            }
-            if (st == NS - 1) ld_ph ^= 1u;
-        } else {
-            if (t < nkt) {
-                att_load_tile<BN, D>(sKV + 2 * st * BN * D, gk, p.k_st, t * BN, T, tid);
-                att_load_tile<BN, D>(sKV + (2 * st + 1) * BN * D, gv, p.v_st, t * BN, T, tid);
-            }
-            att_cp_commit();
+        if (t < nkt) {
+            att_load_tile<BN, D>(sKV + 2 * st * BN * D, gk, p.k_st, t * BN, T, tid);
+            att_load_tile<BN, D>(sKV + (2 * st + 1) * BN * D, gv, p.v_st, t * BN, T, tid);
         }
+        att_cp_commit();
     };
     int kt = use_mask ? att_next_bit(sM + 2 * W, 0, nkt) : 0;
     int n1 = kt < nkt ? next_tile(kt) : nkt;
     load_step(kt, 0);
     load_step(n1, 1);
-    int ld_stage = 2;
-    if (TMA) att_cp_wait<0>(); // Q, dO, O2 (the ring is TMA's)
-    else att_cp_wait<2>();
+    att_cp_wait<2>();
     __syncthreads();
 
     // delta_i = dO_i . O2_i (fp32): two threads per row, D/2 elements each (16-byte smem reads)
@@ -1807,16 +1774,10 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     int st = 0;
     while (kt < nkt) {
         int n2 = n1 < nkt ? next_tile(n1) : nkt;
-        if constexpr (TMA) {
-            load_step(n2, ld_stage);            // (stage 2 held O2: free since the barrier after delta)
-            att_mbar_wait(&bar_full[st], ph); // every warp waits, so that none arrives on a later round early
-        } else {
-            att_cp_wait<1>();
-            att_fence_async_smem();
-            __syncthreads();
-            load_step(n2, ld_stage);
-        }
-        ld_stage = ld_stage == NS - 1 ? 0 : ld_stage + 1;
+        att_cp_wait<1>();
+        att_fence_async_smem();
+        __syncthreads();
+        load_step(n2, st == 0 ? 2 : st - 1); // stage (st + 2) % 3
         const bool glive = !use_mask || ((sMh[kt >> 5] >> (kt & 31)) & 1u);
         const bool wdo = glive && wactive && kt <= wlast;
         const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
@@ -1872,9 +1833,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
                 for (int kk = 0; kk < 4; kk++) att_mma_av<D>(dq, da[kk], sKb, kk, lane); // dQ += dS K
             }
         }
-        if (TMA && lane == 0) att_mbar_arrive(&bar_empty[st]); // this warp's wgmma reads of the stage are done
-        if (TMA && st == NS - 1) ph ^= 1u;
-        st = st == NS - 1 ? 0 : st + 1;
+        st = st == ATT_STAGES - 1 ? 0 : st + 1;
         kt = n1;
         n1 = n2;
     }
@@ -2321,16 +2280,7 @@ static inline int attention_backward(const AttnArgs* a, cudaStream_t stream) {
     p.c = em.am1 * p.scale;
     p.sl2 = p.scale * 1.4426950408889634f;
     int D = a->D;
-    // compute capability 9.x runs the sm_90a build, whose attn_bwd_dq_kernel streams K and V through TMA at D = 64
-    int dev = 0, cc = 0;
-    if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev);
-    const int tma = cc == 9 && D == 64;
-    if (tma) {
-        err = attn_encode_tmap(&p.tmap_k64, &a->k, a->B, a->T, a->H, D, ATT_BN);
-        if (!err) err = attn_encode_tmap(&p.tmap_v64, &a->v, a->B, a->T, a->H, D, ATT_BN);
-        if (err) return err;
-    }
-    int smem_dq = attn_dq_smem(D, p.mask ? p.mask_words : 0, tma);
+    int smem_dq = (2 * ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + ATT_BM * 4 + (p.mask ? 3 * p.mask_words * 4 : 0);
     int smem_kv = (2 * ATT_BKV * D + 2 * ATT_STAGES * ATT_BQ * D) * 2 + 2 * ATT_STAGES * ATT_BQ * 4;
     p.BH = a->B * a->H;
     dim3 grid_dq = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
