@@ -469,6 +469,15 @@ __device__ __forceinline__ void att_mbar_init_fence() {
     asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
 }
+// a ring of ns stages: full[i] fills on one expect_tx arrival plus its bytes, empty[i] on empty_count arrivals
+// (one per warp). Thread 0 calls it; the inits are visible after the next barrier.
+__device__ __forceinline__ void att_mbar_ring_init(uint64_t* full, uint64_t* empty, int ns, int empty_count) {
+    for (int i = 0; i < ns; i++) {
+        att_mbar_init(&full[i], 1);
+        att_mbar_init(&empty[i], empty_count);
+    }
+    att_mbar_init_fence();
+}
 __device__ __forceinline__ void att_mbar_arrive(uint64_t* bar) {
 #if ATT_WGMMA
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(att_smem_addr(bar)) : "memory");
@@ -646,11 +655,14 @@ __host__ __device__ constexpr int att_tau_tiles(int kind, bool causal) {
     return kind == ENTMAX_15 || (kind == ENTMAX_SPARSEMAX && causal) ? 2 : 1;
 }
 
-// shared memory of attn_tau_kernel (the host passes tma = 1 on compute capability 9.x, where the sm_90a build
-// runs; allocating for the TMA layout where the kernel then uses the cp.async one is harmless)
+// ring stages of attn_tau_kernel and attn_out_kernel as the host sizes their shared memory: the host passes
+// tma = 1 on compute capability 9.x, where the sm_90a build runs (allocating for the TMA layout where a kernel then
+// uses the cp.async one is harmless)
+static inline int attn_ring_stages(int D, int tma) { return tma && D == 64 ? ATT_TAU_TMA_STAGES : ATT_STAGES; }
+// shared memory of attn_tau_kernel
 static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, int tma) {
     const int bk = att_tau_tiles(kind, causal != 0) * ATT_BN;
-    const int ns = tma && D == 64 ? ATT_TAU_TMA_STAGES : ATT_STAGES;
+    const int ns = attn_ring_stages(D, tma);
     return (ATT_BM * D + ns * bk * D) * 2 + 2 * ns * 8 + (ATT_WARPS + ATT_THREADS * 8) * 4 + ATT_WARPS * n64_tracked * 4;
 }
 
@@ -701,13 +713,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     int ld_step = nst > 1 ? 1 : 0;
     uint32_t ld_ph = 0, ph = 0;
     if constexpr (TMA) {
-        if (tid == 0) {
-            for (int i = 0; i < NS; i++) {
-                att_mbar_init(&bar_full[i], 1);
-                att_mbar_init(&bar_empty[i], NW);
-            }
-            att_mbar_init_fence();
-        }
+        if (tid == 0) att_mbar_ring_init(bar_full, bar_empty, NS, NW);
         __syncthreads();
         if (tid == 0) {
             att_mbar_expect_tx(&bar_full[0], BK * D * 2);
@@ -1038,9 +1044,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 #ifndef ATT_OUT_MINB
 #define ATT_OUT_MINB 2 // CTAs per SM asked of attn_out_kernel at D = 64; -DATT_OUT_MINB=1 to compare
 #endif
-// shared memory of attn_out_kernel (tma as for attn_tau_smem)
+// shared memory of attn_out_kernel
 static inline int attn_out_smem(int D, int mask_words, int tma) {
-    const int ns = tma && D == 64 ? ATT_TAU_TMA_STAGES : ATT_STAGES;
+    const int ns = attn_ring_stages(D, tma);
     return (ATT_BM * D + 2 * ns * ATT_BN * D) * 2 + 2 * ns * 8 + 3 * mask_words * 4;
 }
 
@@ -1081,14 +1087,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     const att_bf16* gk = p.k + (long long)b * p.k_sb + (long long)h * p.k_sh;
     const att_bf16* gv = p.v + (long long)b * p.v_sb + (long long)h * p.v_sh;
 
-    if constexpr (TMA) { // (visible after the barrier below)
-        if (tid == 0) {
-            for (int i = 0; i < NS; i++) {
-                att_mbar_init(&bar_full[i], 1);
-                att_mbar_init(&bar_empty[i], ATT_WARPS);
-            }
-            att_mbar_init_fence();
-        }
+    if constexpr (TMA) {
+        if (tid == 0) att_mbar_ring_init(bar_full, bar_empty, NS, ATT_WARPS); // (visible after the barrier below)
     }
     att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
     att_cp_commit();
