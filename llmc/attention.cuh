@@ -1155,14 +1155,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
         if (WG ? gdo : wdo) {
             const att_bf16* sKb = sK + st * BN * D;
             const att_bf16* sVb = sV + st * BN * D;
-#pragma unroll 1
-            for (int half = 0; half < 2; half++) {
-                const int k0 = kt * BN + half * 32;
-                float s[4][4];
-                if (WG) att_wgmma_abt64(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb + half * 32 * D));
-                else att_mma_abt_s<D, 4>(s, sQ, warp * 16, sKb + half * 32 * D, lane); // Q from smem: registers
-                // (wgmma: every warp of the group goes on; rows before the tile or past T get p = u = 0)
-                if (!WG && !wdo) continue; // this warp's rows are all before the tile (causal) or past T
+            // the scores s of the 32 keys from k0: mask, then p and u of both 16-key steps as bf16 A fragments (they
+            // take the registers of s)
+            auto half_pu = [&](float (&s)[4][4], const int k0, uint32_t (&pa)[2][4], uint32_t (&ua)[2][4]) {
                 if (k0 + 32 > T || (CAUSAL && k0 + 31 > r0w)) {
 #pragma unroll
                     for (int nt = 0; nt < 4; nt++)
@@ -1172,9 +1167,6 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                             if (key >= T || (CAUSAL && key > row[e >> 1])) s[nt][e] = -INFINITY;
                         }
                 }
-                // p and u of both 16-key steps as bf16 A fragments (they take the registers of s), then the four
-                // products P V, U V in one wgmma batch: one wait per 32 keys
-                uint32_t pa[2][4], ua[2][4];
 #pragma unroll
                 for (int kk = 0; kk < 2; kk++) {
                     float xv[8], pv[8], uv[8];
@@ -1196,15 +1188,46 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                         ua[kk][i] = att_pack(uv[2 * i], uv[2 * i + 1]);
                     }
                 }
-                if constexpr (WG) {
-                    att_wg_fence();
-                    const uint32_t vrow = att_smem_addr(sVb + 2 * half * 16 * D);
-                    att_wgmma_av64(oacc, pa, vrow);
-                    att_wgmma_av64(o2acc, ua, vrow);
-                    att_wg_commit_wait();
-                    att_wg_keep(pa);
-                    att_wg_keep(ua);
-                } else {
+            };
+            const int k0 = kt * BN;
+            if constexpr (WG) {
+                // Pipelined within the tile: S of both halves is issued at once; the warps work on half 0 while the
+                // tensor cores compute half 1, then on half 1 while they compute P V and U V of half 0; one wait at
+                // the end. (Every warp of the group goes on: rows before the tile or past T get p = u = 0.) Nothing
+                // stays in flight across the loop's back edge (ptxas would serialise the wgmma, see attn_tau_kernel).
+                const uint32_t sQa = att_smem_addr(sQ + (warp >> 2) * 64 * D);
+                float s0[4][4], s1[4][4];
+                uint32_t pa0[2][4], ua0[2][4], pa1[2][4], ua1[2][4];
+                att_wg_fence();
+                att_wgmma_abt64_issue(s0, sQa, att_smem_addr(sKb));
+                att_wg_commit();
+                att_wgmma_abt64_issue(s1, sQa, att_smem_addr(sKb + 32 * D));
+                att_wg_commit();
+                att_wg_wait<1>();
+                att_wg_keep(s0);
+                half_pu(s0, k0, pa0, ua0);
+                att_wg_fence();
+                att_wgmma_av64(oacc, pa0, att_smem_addr(sVb));
+                att_wgmma_av64(o2acc, ua0, att_smem_addr(sVb));
+                att_wg_commit();
+                att_wg_wait<1>(); // S of half 1 (P V, U V of half 0 may still run)
+                att_wg_keep(s1);
+                half_pu(s1, k0 + 32, pa1, ua1);
+                att_wg_fence();
+                att_wgmma_av64(oacc, pa1, att_smem_addr(sVb + 32 * D));
+                att_wgmma_av64(o2acc, ua1, att_smem_addr(sVb + 32 * D));
+                att_wg_commit_wait();
+                att_wg_keep(pa0);
+                att_wg_keep(ua0);
+                att_wg_keep(pa1);
+                att_wg_keep(ua1);
+            } else {
+#pragma unroll 1
+                for (int half = 0; half < 2; half++) {
+                    float s[4][4];
+                    att_mma_abt_s<D, 4>(s, sQ, warp * 16, sKb + half * 32 * D, lane); // Q from smem: registers
+                    uint32_t pa[2][4], ua[2][4];
+                    half_pu(s, k0 + half * 32, pa, ua);
 #pragma unroll
                     for (int kk = 0; kk < 2; kk++) att_mma_av2<D>(oacc, o2acc, pa[kk], ua[kk], sVb, 2 * half + kk, lane);
                 }
