@@ -373,11 +373,15 @@ __device__ __forceinline__ void att_wg_keep(float (&r)[N][M]) {
     "%57,%58,%59,%60,%61,%62,%63}"
 #define ATT_WG_R4(i) "+f"(acc[i][0]), "+f"(acc[i][1]), "+f"(acc[i][2]), "+f"(acc[i][3])
 #define ATT_WG_R32(i) ATT_WG_R4(i), ATT_WG_R4(i + 1), ATT_WG_R4(i + 2), ATT_WG_R4(i + 3)
+// A descriptor from its low word (both layouts share the high word). A kernel with a ring of stages computes the
+// low word of stage 0 once and adds the stage's offset to the start field (bytes / 16, no carry, see above): one
+// shuffle and one move per descriptor and step instead of also masking, shifting and or-ing the address.
+__device__ __forceinline__ uint64_t att_wg_desc(uint32_t lo) { return ATT_WG_DESC_HI | att_uniform(lo); }
+__device__ __forceinline__ uint64_t att_wg_desc_k(uint32_t saddr) { return att_wg_desc(att_wg_desc_lo(saddr)); }
 template <int NT>
-__device__ __forceinline__ void att_wgmma_abt64_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
+__device__ __forceinline__ void att_wgmma_abt64_issue_d(float (&acc)[NT][4], uint64_t da, uint64_t db) {
     static_assert(NT == 16 || NT == 8 || NT == 4, "n = 128, 64 or 32");
 #if ATT_WGMMA
-    const uint64_t da = ATT_WG_DESC_HI | att_wg_desc_lo(att_uniform(sA)), db = ATT_WG_DESC_HI | att_wg_desc_lo(att_uniform(sB));
     if constexpr (NT == 16) {
         asm volatile(ATT_WG_ABT4("m64n128k16", ATT_WG_ACC64, "%64", "%65")
                      : ATT_WG_R32(0), ATT_WG_R32(4), ATT_WG_R32(8), ATT_WG_R32(12)
@@ -394,6 +398,10 @@ __device__ __forceinline__ void att_wgmma_abt64_issue(float (&acc)[NT][4], uint3
 #endif
 }
 template <int NT>
+__device__ __forceinline__ void att_wgmma_abt64_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
+    att_wgmma_abt64_issue_d(acc, att_wg_desc_k(sA), att_wg_desc_k(sB));
+}
+template <int NT>
 __device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
     att_wg_fence();
     att_wgmma_abt64_issue(acc, sA, sB);
@@ -404,20 +412,19 @@ __device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA
 // B operand read "transposed" (MN-major): B[k][n] = tile row k, column n of a [rows][64] swizzled tile (V, K, Q or
 // dO in P V, dS K, P^T dO, dS^T Q). The atoms are the same 8 rows x 128 bytes; the next 8 k-rows are 1024 bytes
 // on. With n = 64 there is only one atom along n, so the leading (n) and stride (k) offsets are both 1024 bytes.
-__device__ __forceinline__ uint64_t att_wg_desc_mn(uint32_t saddr) {
-    return (uint64_t)((saddr & 0x3FFFFu) >> 4) | (64ull << 16) | (64ull << 32) | (1ull << 62);
-}
+__device__ __forceinline__ uint32_t att_wg_desc_mn_lo(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | (64u << 16); }
+__device__ __forceinline__ uint64_t att_wg_desc_mn(uint32_t saddr) { return ATT_WG_DESC_HI | att_wg_desc_mn_lo(saddr); }
 // acc (64 x 64 per warpgroup) += A (64 x 16NK; each warp its 16 rows; a[kk] is the k step kk in the mma.sync
 // A-fragment order: a[kk][0] row g k 2tq.., [1] row g+8, [2] row g k 2tq+8.., [3] row g+8 k 2tq+8..) * B (16NK x 64:
 // tile rows 0..16NK-1 at sB; k step kk reads rows 16kk.., 2048 bytes = 128 start units on). NK = 2 or 4 wgmma in one
 // asm block (see ATT_WG_ABT4). Issue only: the caller brackets a batch with att_wg_fence() / att_wg_commit_wait()
 // (a must stay untouched until then).
 #define ATT_WG_AV(A, DB) "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ATT_WG_ACC32 ", " A ", " DB ", p, 1, 1, 1;\n"
+__device__ __forceinline__ uint64_t att_wg_desc_v(uint32_t saddr) { return att_wg_desc(att_wg_desc_mn_lo(saddr)); }
 template <int NK>
-__device__ __forceinline__ void att_wgmma_av64(float (&acc)[8][4], const uint32_t (&a)[NK][4], uint32_t sB) {
+__device__ __forceinline__ void att_wgmma_av64_d(float (&acc)[8][4], const uint32_t (&a)[NK][4], uint64_t db) {
     static_assert(NK == 2 || NK == 4, "2 or 4 k steps");
 #if ATT_WGMMA
-    const uint64_t db = att_wg_desc_mn(att_uniform(sB));
     if constexpr (NK == 2) {
         asm volatile("{\n.reg .pred p;\n.reg .b64 b1;\nsetp.ne.b32 p, 1, 0;\nadd.s64 b1, %40, 128;\n"
                      ATT_WG_AV("{%32,%33,%34,%35}", "%40") ATT_WG_AV("{%36,%37,%38,%39}", "b1") "}\n"
@@ -436,6 +443,10 @@ __device__ __forceinline__ void att_wgmma_av64(float (&acc)[8][4], const uint32_
                        "r"(a[3][0]), "r"(a[3][1]), "r"(a[3][2]), "r"(a[3][3]), "l"(db));
     }
 #endif
+}
+template <int NK>
+__device__ __forceinline__ void att_wgmma_av64(float (&acc)[8][4], const uint32_t (&a)[NK][4], uint32_t sB) {
+    att_wgmma_av64_d(acc, a, att_wg_desc_v(sB));
 }
 #undef ATT_WG_AV
 #undef ATT_WG_R32
@@ -740,6 +751,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     uint32_t qf[D / 16][4];
     if (!WG) att_load_afrag<D>(qf, sQ, warp * 16, lane);
     const uint32_t sQg = att_smem_addr(sQ + (warp >> 2) * 64 * D);
+    // (PIPE) the descriptor of this warpgroup's Q and the low word of stage 0's K descriptor, built once
+    const uint64_t dQg = PIPE ? att_wg_desc_k(sQg) : 0;
+    const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK));
     int row[2] = {r0w + g, r0w + g + 8};
     bool rvalid[2] = {row[0] < T, row[1] < T};
     // th = the theta the current pass evaluates (the running row max during the max pass). What only the end of
@@ -876,6 +890,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                 ld_stage = ld_stage == NS - 1 ? 0 : ld_stage + 1;
                 uint64_t* const stage_empty = &bar_empty[stage];
                 const att_bf16* sKs = sK + stage * BK * D;
+                const uint32_t kLo = kLo0 + stage * (BK * D * 2 / 16); // (PIPE) descriptor low word of the stage
                 if (stage == NS - 1) ph ^= 1u;
                 stage = stage == NS - 1 ? 0 : stage + 1;
                 float s[8 * NH][4]; // s[8hf .. 8hf+7] = 64-key tile NH js + hf
@@ -885,11 +900,10 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                     // Both tiles are issued whether the warpgroup sees them or not (the stage holds loaded or
                     // zero-filled rows; tile_work ignores what it does not see): a wgmma in a branch would still be in
                     // flight where the branches merge, and ptxas would serialise them all (C7520).
-                    const uint32_t sKa = att_smem_addr(sKs);
                     att_wg_fence();
-                    att_wgmma_abt64_issue(s0, sQg, sKa);
+                    att_wgmma_abt64_issue_d(s0, dQg, att_wg_desc(kLo));
                     att_wg_commit();
-                    att_wgmma_abt64_issue(s1, sQg, sKa + BN * D * 2);
+                    att_wgmma_abt64_issue_d(s1, dQg, att_wg_desc(kLo + BN * D * 2 / 16));
                     att_wg_commit();
                     att_wg_wait<1>();
                     att_wg_keep(s0);
@@ -1136,6 +1150,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
         for (int e = 0; e < 4; e++) oacc[i][e] = o2acc[i][e] = 0.0f;
     float rs_p[2] = {0.0f, 0.0f}, rs_u[2] = {0.0f, 0.0f};
     unsigned int nnz = 0;
+    // (wgmma) the descriptor of this warpgroup's Q and the low words of the K and V descriptors of stage 0, built once
+    const uint64_t dQa = WG ? att_wg_desc_k(att_smem_addr(sQ + (warp >> 2) * 64 * D)) : 0;
+    const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK)), vLo0 = att_wg_desc_mn_lo(att_smem_addr(sV)); // stage 0
     int st = 0;
     while (kt < nkt) {
         int n2 = n1 < nkt ? next_tile(n1) : nkt;
@@ -1195,27 +1212,30 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                 // tensor cores compute half 1, then on half 1 while they compute P V and U V of half 0; one wait at
                 // the end. (Every warp of the group goes on: rows before the tile or past T get p = u = 0.) Nothing
                 // stays in flight across the loop's back edge (ptxas would serialise the wgmma, see attn_tau_kernel).
-                const uint32_t sQa = att_smem_addr(sQ + (warp >> 2) * 64 * D);
+                const uint32_t kLo = kLo0 + st * (BN * D * 2 / 16), vLo = vLo0 + st * (BN * D * 2 / 16);
+                constexpr int HALF = 32 * D * 2 / 16; // start-field offset of keys 32..63
                 float s0[4][4], s1[4][4];
                 uint32_t pa0[2][4], ua0[2][4], pa1[2][4], ua1[2][4];
                 att_wg_fence();
-                att_wgmma_abt64_issue(s0, sQa, att_smem_addr(sKb));
+                att_wgmma_abt64_issue_d(s0, dQa, att_wg_desc(kLo));
                 att_wg_commit();
-                att_wgmma_abt64_issue(s1, sQa, att_smem_addr(sKb + 32 * D));
+                att_wgmma_abt64_issue_d(s1, dQa, att_wg_desc(kLo + HALF));
                 att_wg_commit();
                 att_wg_wait<1>();
                 att_wg_keep(s0);
                 half_pu(s0, k0, pa0, ua0);
                 att_wg_fence();
-                att_wgmma_av64(oacc, pa0, att_smem_addr(sVb));
-                att_wgmma_av64(o2acc, ua0, att_smem_addr(sVb));
+                const uint64_t dV = att_wg_desc(vLo);
+                att_wgmma_av64_d(oacc, pa0, dV);
+                att_wgmma_av64_d(o2acc, ua0, dV);
                 att_wg_commit();
                 att_wg_wait<1>(); // S of half 1 (P V, U V of half 0 may still run)
                 att_wg_keep(s1);
                 half_pu(s1, k0 + 32, pa1, ua1);
                 att_wg_fence();
-                att_wgmma_av64(oacc, pa1, att_smem_addr(sVb + 32 * D));
-                att_wgmma_av64(o2acc, ua1, att_smem_addr(sVb + 32 * D));
+                const uint64_t dV1 = att_wg_desc(vLo + HALF);
+                att_wgmma_av64_d(oacc, pa1, dV1);
+                att_wgmma_av64_d(o2acc, ua1, dV1);
                 att_wg_commit_wait();
                 att_wg_keep(pa0);
                 att_wg_keep(ua0);
