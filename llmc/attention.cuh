@@ -412,8 +412,8 @@ __device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA
 // B operand read "transposed" (MN-major): B[k][n] = tile row k, column n of a [rows][64] swizzled tile (V, K, Q or
 // dO in P V, dS K, P^T dO, dS^T Q). The atoms are the same 8 rows x 128 bytes; the next 8 k-rows are 1024 bytes
 // on. With n = 64 there is only one atom along n, so the leading (n) and stride (k) offsets are both 1024 bytes.
+// (low word; the high word is ATT_WG_DESC_HI's)
 __device__ __forceinline__ uint32_t att_wg_desc_mn_lo(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | (64u << 16); }
-__device__ __forceinline__ uint64_t att_wg_desc_mn(uint32_t saddr) { return ATT_WG_DESC_HI | att_wg_desc_mn_lo(saddr); }
 // acc (64 x 64 per warpgroup) += A (64 x 16NK; each warp its 16 rows; a[kk] is the k step kk in the mma.sync
 // A-fragment order: a[kk][0] row g k 2tq.., [1] row g+8, [2] row g k 2tq+8.., [3] row g+8 k 2tq+8..) * B (16NK x 64:
 // tile rows 0..16NK-1 at sB; k step kk reads rows 16kk.., 2048 bytes = 128 start units on). NK = 2 or 4 wgmma in one
@@ -1209,8 +1209,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
             const int k0 = kt * BN;
             if constexpr (WG) {
                 // Pipelined within the tile: S of both halves is issued at once; the warps work on half 0 while the
-                // tensor cores compute half 1, then on half 1 while they compute P V and U V of half 0; one wait at
-                // the end. (Every warp of the group goes on: rows before the tile or past T get p = u = 0.) Nothing
+                // tensor cores compute half 1, then on half 1 while they compute P V and U V of half 0; only the last
+                // wait drains. (Every warp of the group goes on: rows before the tile or past T get p = u = 0.) Nothing
                 // stays in flight across the loop's back edge (ptxas would serialise the wgmma, see attn_tau_kernel).
                 const uint32_t kLo = kLo0 + st * (BN * D * 2 / 16), vLo = vLo0 + st * (BN * D * 2 / 16);
                 constexpr int HALF = 32 * D * 2 / 16; // start-field offset of keys 32..63
