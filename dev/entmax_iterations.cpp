@@ -34,6 +34,9 @@
  over rows of n N(0, sigma^2) fp32 scores, sigma in {0.02 .. 8} (small sigma = flat rows, as at initialisation),
  n in {2 .. 4096}, `rows` rows per (sigma, n), the same rows for every alpha. Also the passes a row needs: the first
  k with |f(tau_k)| <= 1e-3 (k updates, then the output pass at tau_k). Plain fp32 sequential sums, 12 evaluations.
+ And the kernel's second way to stop at alpha = 1.5 (entmax_may_stop: a near row whose quadratic model puts
+ |f(tau_k+1)| close to 0): how many (row, k >= niter - 1) it stops that tol_cont would not, and the largest
+ |f(tau_k+1)| among them (must stay <= 1e-3).
 */
 #include "llmc/entmax.h"
 #include "test/entmax_exact.h"
@@ -140,11 +143,16 @@ struct StopResult {
     float worst_late = INFINITY;        // the same min over k >= niter - 1
     int passes[STOP_SIGMAS][STOP_NS];   // max over the rows of the first k with |f(tau_k)| <= STOP_TOL
     int missed = 0;                     // rows that never got there in STOP_EVALS evaluations
+    // the kernel's other way to stop (entmax_may_stop, alpha = 1.5): (row, k >= niter - 1) with |f(tau_k)| >
+    // tol_cont where the quadratic model lets the row stop; the largest |f(tau_k+1)| there
+    long model_stops = 0, model_rows = 0;
+    float model_worst = 0.0f;
 };
 
 static void stop_alpha(float alpha, int rows, unsigned long long seed, StopResult* res) {
     Entmax e = entmax_make(alpha);
     int niter = entmax_default_niter(alpha);
+    const float tol_cont = entmax_tol_cont(alpha);
     TestRng rng(seed); // reseeded per alpha: every alpha sees the same rows
     for (int si = 0; si < STOP_SIGMAS; si++) {
         float sigma = stop_sigmas[si];
@@ -159,6 +167,7 @@ static void stop_alpha(float alpha, int rows, unsigned long long seed, StopResul
                 EntmaxTau t = kernel_start(e, s, m);
                 float fprev = NAN;
                 int need = STOP_EVALS; // "not reached"
+                bool model_pending = false, model_row = false;
                 for (int it = 0; it < STOP_EVALS; it++) {
                     // f(tau_it) = sum_j [am1 (s_j - m) - tau_it]_+^a - 1, then the update tau_it -> tau_it+1
                     EntmaxSums sums = entmax_sums_zero();
@@ -173,9 +182,16 @@ static void stop_alpha(float alpha, int rows, unsigned long long seed, StopResul
                     }
                     if (it >= niter && fabsf(f) > STOP_TOL) res->worst_late = std::min(res->worst_late, fabsf(fprev));
                     if (need == STOP_EVALS && fabsf(f) <= STOP_TOL) need = it;
+                    if (model_pending) { res->model_worst = std::max(res->model_worst, fabsf(f)); model_pending = false; }
                     fprev = f;
+                    const float tau_it = t.tau;
                     entmax_tau_step(e.kind, e.a, &t, sums);
+                    if (it >= niter - 1 && fabsf(f) > tol_cont && entmax_may_stop(e.kind, f, sums, t.tau - tau_it, tol_cont)) {
+                        res->model_stops++;
+                        model_pending = model_row = true;
+                    }
                 }
+                res->model_rows += model_row;
                 if (need == STOP_EVALS) res->missed++;
                 res->passes[si][ni] = std::max(res->passes[si][ni], need);
             }
@@ -231,6 +247,13 @@ static int run_stop(int rows, unsigned long long seed, const std::vector<double>
         else printf("| %g | %.4g | %.4g | %g | %d | %d | %d | %s | %d |\n", alphas[ai], (double)r.worst,
                     (double)r.worst_next, (double)r.worst_sigma, r.worst_n, r.worst_k, niter, late, r.missed);
     }
+    printf("\nthe quadratic model's stops (entmax_may_stop: alpha = 1.5, |f(tau_k)| in (tol_cont, %g] and the model's "
+           "|f(tau_k+1)| <= %g, k >= niter - 1): how often, and the largest |f(tau_k+1)| that followed (must be <= %g)\n\n"
+           "| alpha | tol_cont | (row, k) stops | rows | worst next \\|f\\| |\n|---:|---:|---:|---:|---:|\n",
+           (double)ENTMAX15_STOP_NEAR, (double)ENTMAX15_STOP_PRED, (double)STOP_TOL);
+    for (size_t ai = 0; ai < alphas.size(); ai++)
+        printf("| %g | %g | %ld | %ld | %.3g |\n", alphas[ai], (double)entmax_tol_cont((float)alphas[ai]),
+               res[ai].model_stops, res[ai].model_rows, (double)res[ai].model_worst);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     printf("\n(%.1f s)\n", secs);
     return 0;

@@ -662,6 +662,95 @@ static void test_lower_bound(Rng& r, bool quick) {
           worst1, worst2);
 }
 
+// entmax15_f_after / entmax_may_stop (the alpha = 1.5 stop test of the GPU solver). From the sums at tau (kernel-style
+// fp32) and the update d the solver makes, entmax15_f_after predicts f(tau + d): it must equal the float64 f there
+// when no entry of the row lies between the two thresholds, and otherwise err only in the direction and by the
+// amount the crossing entries explain (d > 0: f(tau + d) in [pred - n_cross d^2, pred]; d < 0: in [pred, pred +
+// n_cross d^2]). And wherever the stop test stops a row that tol_cont alone would not (|f| > 0.04), the theta it
+// keeps has |f| <= 1e-3, on the rows where that happens: N(0, s^2), s 0.3..0.7, from the kernel's lower-bound start.
+static void test_stop15(Rng& r, bool quick) {
+    Group g;
+    Entmax e = entmax_make(1.5f);
+    const float tol_cont = entmax_tol_cont(1.5f);
+    int exact_cases = 0, cross_cases = 0, model_stops = 0, rows = 0;
+    double worst_exact = 0.0, worst_stop = 0.0;
+    for (int kind : {ROW_GAUSS, ROW_TIES, ROW_DUPMAX, ROW_MASKED, ROW_NEARTIE}) {
+        for (int i = 0; i < (quick ? 40 : 120); i++) {
+            int n = (int)r.log_uniform(2, 4096.999);
+            std::vector<float> s = make_row(r, kind, n, r.log_uniform(0.1, 8.0));
+            int nv;
+            float smax = entmax_row_max(s.data(), n, &nv);
+            std::vector<double> z(n);
+            for (int j = 0; j < n; j++) z[j] = s[j] > -INFINITY ? (double)(e.am1 * (s[j] - smax)) : -INFINITY;
+            EntmaxTau t = entmax_tau_init(1.5f, 0.0f, nv);
+            t.lo = t.tau = std::min(lower_bound_start(e, s, smax), t.hi);
+            for (int k = 0; k < 3; k++) { // the first three updates from the kernel's start
+                EntmaxSums part[64];
+                for (EntmaxSums& q : part) q = entmax_sums_zero();
+                for (int j = 0; j < n; j++) entmax_sums_add(e.kind, e.a, e.am1 * (s[j] - smax) - t.tau, &part[j % 64]);
+                EntmaxSums tot = entmax_sums_zero();
+                for (EntmaxSums& q : part) entmax_sums_merge(&tot, q);
+                const float tau0 = t.tau, f = tot.s0 - 1.0f;
+                entmax_tau_step(e.kind, e.a, &t, tot);
+                const float d = t.tau - tau0;
+                if (d == 0.0f) break;
+                const double pred = entmax15_f_after(f, tot, d), fa = f15(z, (double)t.tau);
+                // entries whose x = z - tau lies between the thresholds (in float64, from the very floats used)
+                int ncross = 0;
+                const double a0 = std::min((double)tau0, (double)t.tau), a1 = std::max((double)tau0, (double)t.tau);
+                for (double v : z) ncross += v > a0 && v <= a1;
+                // fp32 rounding of the sums and of x: terms of size up to s0, 2|d| s1, d^2 s2
+                const double tol = 4e-6 * (1.0 + tot.s0 + 2.0 * fabs(d) * tot.s1 + (double)d * d * tot.s2) + 1e-7 * tot.s2 * fabs(d);
+                if (ncross == 0) {
+                    exact_cases++;
+                    worst_exact = std::max(worst_exact, fabs(pred - fa));
+                    check(fabs(pred - fa) <= tol, "f after the update: predicted %.9g, float64 %.9g, no crossing "
+                          "(%s n %d, update %d, d %.3g)", pred, fa, kind_name[kind], n, k, d);
+                } else {
+                    cross_cases++;
+                    const double lo = d > 0 ? pred - ncross * (double)d * d : pred, hi = d > 0 ? pred : pred + ncross * (double)d * d;
+                    check(fa >= lo - tol && fa <= hi + tol, "f after the update: predicted %.9g, float64 %.9g outside "
+                          "[%.9g, %.9g] with %d crossing (%s n %d, update %d, d %.3g)", pred, fa, lo, hi, ncross,
+                          kind_name[kind], n, k, d);
+                }
+            }
+        }
+    }
+    // the stop test on the rows where it matters (second update, |f| > tol_cont)
+    for (double sigma : {0.3, 0.4, 0.5, 0.7}) {
+        for (int i = 0; i < (quick ? 60 : 200); i++) {
+            int n = (int)r.log_uniform(64, 4096.999);
+            std::vector<float> s = make_row(r, ROW_GAUSS, n, sigma);
+            int nv;
+            float smax = entmax_row_max(s.data(), n, &nv);
+            std::vector<double> z(n);
+            for (int j = 0; j < n; j++) z[j] = (double)(e.am1 * (s[j] - smax));
+            EntmaxTau t = entmax_tau_init(1.5f, 0.0f, n);
+            t.lo = t.tau = std::min(lower_bound_start(e, s, smax), t.hi);
+            rows++;
+            for (int k = 0; k < 4; k++) {
+                EntmaxSums tot = entmax_sums_zero();
+                for (int j = 0; j < n; j++) entmax_sums_add(e.kind, e.a, e.am1 * (s[j] - smax) - t.tau, &tot);
+                const float tau0 = t.tau, f = tot.s0 - 1.0f;
+                entmax_tau_step(e.kind, e.a, &t, tot);
+                if (k >= 1 && fabsf(f) > tol_cont && entmax_may_stop(e.kind, f, tot, t.tau - tau0, tol_cont)) {
+                    model_stops++;
+                    const double fa = fabs(f15(z, (double)t.tau));
+                    worst_stop = std::max(worst_stop, fa);
+                    check(fa <= 1e-3, "stopped by the model at |f| %.3g, then |f| = %.3g (sigma %g n %d)", fabsf(f), fa,
+                          sigma, n);
+                    break;
+                }
+            }
+        }
+    }
+    check(model_stops > 0 && cross_cases > 0, "the cases did not exercise the model (stops %d, crossings %d)", model_stops,
+          cross_cases);
+    g.end("alpha 1.5 f after an update from the quadratic model: %d updates without crossing entries (worst |err| "
+          "%.1e), %d with (within the crossing bound); the stop test stopped %d of %d flat rows early, worst |f| %.1e",
+          exact_cases, worst_exact, cross_cases, model_stops, rows, worst_stop);
+}
+
 // K updates recommended for fixed-iteration kernels (bracket init + K Halley-bisection steps), per alpha.
 // Measured on 20,000 N(0,1) rows per alpha, n 1k..16k, 64-way fp32 partial sums: the largest K any row needed
 // for max|p - p*| <= 1e-5 was 3 at alpha 1.01, 1.05, 1.25, 1.3, 1.4; 4 at 1.1 (2 rows) and 1.5 (19 rows);
@@ -743,6 +832,7 @@ int main(int argc, char** argv) {
     test_fixed_iterations(r, quick);
     test_guess15(r, quick);
     test_lower_bound(r, quick);
+    test_stop15(r, quick);
 
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     printf("time %.1f s\n", secs);
