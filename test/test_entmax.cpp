@@ -524,8 +524,9 @@ static EntmaxSums tau_update_kernel_like(const Entmax& e, const std::vector<floa
 
 // entmax15_tau_guess (the kernels' alpha = 1.5 start for flat rows): on flat N(0, s^2) rows it applies, and from it
 // two updates with fp32 sums reach |f| <= 1e-3 and the kernel's stop test (entmax_may_stop: |f| <= tol_cont after
-// the first, or the quadratic model) ends the row there (2 passes); on N(0, 1) rows of length >= 1024, rows with one outlying key and rows shorter than 32 it does
-// not apply (those keep the bracket midpoint); all-equal rows get the exact tau.
+// the first, or the quadratic model) ends the row there (2 passes); on N(0, 1) rows of length >= 1024, rows with
+// one outlying key and rows shorter than 32 it does not apply (those keep the bracket midpoint); all-equal rows get
+// the exact tau.
 static double f15(const std::vector<double>& z, double tau) {
     double f = -1.0;
     for (double v : z) if (v > tau) f += (v - tau) * (v - tau);
@@ -617,6 +618,17 @@ static float lower_bound_start(const Entmax& e, const std::vector<float>& s, flo
     }
     return lb;
 }
+// a row's max, its float64 z = (alpha-1)(s - max) (-inf for masked keys) and the kernel's first theta: the lower
+// bound from the class maxima, which also becomes the bracket's lo
+static EntmaxTau lower_bound_row(const Entmax& e, const std::vector<float>& s, float* smax, std::vector<double>* z) {
+    int nv;
+    *smax = entmax_row_max(s.data(), (int)s.size(), &nv);
+    z->resize(s.size());
+    for (size_t j = 0; j < s.size(); j++) (*z)[j] = s[j] > -INFINITY ? (double)(e.am1 * (s[j] - *smax)) : -INFINITY;
+    EntmaxTau t = entmax_tau_init(e.alpha, 0.0f, nv);
+    t.lo = t.tau = std::min(lower_bound_start(e, s, *smax), t.hi);
+    return t;
+}
 static void test_lower_bound(Rng& r, bool quick) {
     Group g;
     int rows = 0;
@@ -646,12 +658,9 @@ static void test_lower_bound(Rng& r, bool quick) {
         for (int i = 0; i < (quick ? 6 : 20); i++) {
             int n = (int)r.log_uniform(256, 4096.999);
             std::vector<float> s = make_row(r, ROW_GAUSS, n, sigma);
-            int nv;
-            float smax = entmax_row_max(s.data(), n, &nv);
-            std::vector<double> z(n);
-            for (int j = 0; j < n; j++) z[j] = (double)(e.am1 * (s[j] - smax));
-            EntmaxTau t = entmax_tau_init(1.5f, 0.0f, n);
-            t.lo = t.tau = std::min(lower_bound_start(e, s, smax), t.hi);
+            float smax;
+            std::vector<double> z;
+            EntmaxTau t = lower_bound_row(e, s, &smax, &z);
             worst_gap = std::max(worst_gap, exact_tau_entmax15(z) - t.tau);
             double f1, f2;
             bool stop = two_updates15(e, s, smax, z, t, &f1, &f2);
@@ -682,20 +691,13 @@ static void test_stop15(Rng& r, bool quick) {
         for (int i = 0; i < (quick ? 40 : 120); i++) {
             int n = (int)r.log_uniform(2, 4096.999);
             std::vector<float> s = make_row(r, kind, n, r.log_uniform(0.1, 8.0));
-            int nv;
-            float smax = entmax_row_max(s.data(), n, &nv);
-            std::vector<double> z(n);
-            for (int j = 0; j < n; j++) z[j] = s[j] > -INFINITY ? (double)(e.am1 * (s[j] - smax)) : -INFINITY;
-            EntmaxTau t = entmax_tau_init(1.5f, 0.0f, nv);
-            t.lo = t.tau = std::min(lower_bound_start(e, s, smax), t.hi);
+            float smax;
+            std::vector<double> z;
+            EntmaxTau t = lower_bound_row(e, s, &smax, &z);
             for (int k = 0; k < 3; k++) { // the first three updates from the kernel's start
-                EntmaxSums part[64];
-                for (EntmaxSums& q : part) q = entmax_sums_zero();
-                for (int j = 0; j < n; j++) entmax_sums_add(e.kind, e.a, e.am1 * (s[j] - smax) - t.tau, &part[j % 64]);
-                EntmaxSums tot = entmax_sums_zero();
-                for (EntmaxSums& q : part) entmax_sums_merge(&tot, q);
-                const float tau0 = t.tau, f = tot.s0 - 1.0f;
-                entmax_tau_step(e.kind, e.a, &t, tot);
+                const float tau0 = t.tau;
+                const EntmaxSums tot = tau_update_kernel_like(e, s, smax, &t);
+                const float f = tot.s0 - 1.0f;
                 const float d = t.tau - tau0;
                 if (d == 0.0f) break;
                 const double pred = entmax15_f_after(f, tot, d), fa = f15(z, (double)t.tau);
@@ -725,18 +727,14 @@ static void test_stop15(Rng& r, bool quick) {
         for (int i = 0; i < (quick ? 60 : 200); i++) {
             int n = (int)r.log_uniform(64, 4096.999);
             std::vector<float> s = make_row(r, ROW_GAUSS, n, sigma);
-            int nv;
-            float smax = entmax_row_max(s.data(), n, &nv);
-            std::vector<double> z(n);
-            for (int j = 0; j < n; j++) z[j] = (double)(e.am1 * (s[j] - smax));
-            EntmaxTau t = entmax_tau_init(1.5f, 0.0f, n);
-            t.lo = t.tau = std::min(lower_bound_start(e, s, smax), t.hi);
+            float smax;
+            std::vector<double> z;
+            EntmaxTau t = lower_bound_row(e, s, &smax, &z);
             rows++;
             for (int k = 0; k < 4; k++) {
-                EntmaxSums tot = entmax_sums_zero();
-                for (int j = 0; j < n; j++) entmax_sums_add(e.kind, e.a, e.am1 * (s[j] - smax) - t.tau, &tot);
-                const float tau0 = t.tau, f = tot.s0 - 1.0f;
-                entmax_tau_step(e.kind, e.a, &t, tot);
+                const float tau0 = t.tau;
+                const EntmaxSums tot = tau_update_kernel_like(e, s, smax, &t);
+                const float f = tot.s0 - 1.0f;
                 if (k >= 1 && fabsf(f) > tol_cont && entmax_may_stop(e.kind, f, tot, t.tau - tau0, tol_cont)) {
                     model_stops++;
                     const double fa = fabs(f15(z, (double)t.tau));
