@@ -180,9 +180,17 @@ __device__ __forceinline__ void att_store_row(att_bf16* dst, const float (&acc)[
 }
 
 // Shared tiles are [rows][D] bf16, 16-byte chunks XOR-swizzled by (row & 7) so that ldmatrix (8 rows, same
-// chunk) and the cp.async fills are bank-conflict free. Offset in elements:
+// chunk) and the cp.async fills are bank-conflict free. D = 64: row r is the 128 bytes at r * 128. D = 128: each
+// group of 8 rows is 2048 bytes, its left half (chunks 0-7, head dims 0-63) then its right half (chunks 8-15),
+// each 8 rows x 128 bytes: so both halves of a tile are the hardware's 128-byte-swizzled layout that wgmma reads
+// (see att_wg_desc), with 2048 bytes between 8-row groups instead of 1024. In both, rows 8m.. of a tile start
+// m * 8 * D elements on. Offset in elements:
 template <int D>
-__device__ __forceinline__ int att_sw(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
+__device__ __forceinline__ int att_sw(int row, int chunk) {
+    static_assert(D == 64 || D == 128, "head dim 64 or 128");
+    if constexpr (D == 64) return row * D + ((chunk ^ (row & 7)) << 3);
+    else return (row >> 3) * (8 * D) + ((chunk >> 3) << 9) + ((row & 7) << 6) + (((chunk ^ row) & 7) << 3);
+}
 
 // async copy of rows [r0, r0+ROWS) of one (b,h) slice (token stride st) into a swizzled tile; rows >= rmax -> 0
 // (their copies read nothing; the source pointer is pinned to g so it stays inside the tensor). Thread tid copies
@@ -363,6 +371,23 @@ __device__ __forceinline__ void att_wg_keep(float (&r)[N][M]) {
     "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a1, b1, p1, 1, 1, 0, 0;\n"                  \
     "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a2, b2, p1, 1, 1, 0, 0;\n"                  \
     "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a3, b3, p1, 1, 1, 0, 0;\n}\n"
+// D = 128: the same over both halves of the tiles, k steps 0-3 in the left halves, 4-7 in the right ones (1024
+// bytes = 64 start units on; att_sw)
+#define ATT_WG_ABT8(SHAPE, ACC, DA, DB)                                                                          \
+    "{\n.reg .pred p0, p1;\n.reg .b64 a1, a2, a3, a4, a5, a6, a7, b1, b2, b3, b4, b5, b6, b7;\n"              \
+    "setp.ne.b32 p0, 0, 0;\nsetp.ne.b32 p1, 1, 0;\n"                                                           \
+    "add.s64 a1, " DA ", 2;\nadd.s64 a2, " DA ", 4;\nadd.s64 a3, " DA ", 6;\nadd.s64 a4, " DA ", 64;\n"        \
+    "add.s64 a5, " DA ", 66;\nadd.s64 a6, " DA ", 68;\nadd.s64 a7, " DA ", 70;\n"                              \
+    "add.s64 b1, " DB ", 2;\nadd.s64 b2, " DB ", 4;\nadd.s64 b3, " DB ", 6;\nadd.s64 b4, " DB ", 64;\n"        \
+    "add.s64 b5, " DB ", 66;\nadd.s64 b6, " DB ", 68;\nadd.s64 b7, " DB ", 70;\n"                              \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", " DA ", " DB ", p0, 1, 1, 0, 0;\n"          \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a1, b1, p1, 1, 1, 0, 0;\n"                  \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a2, b2, p1, 1, 1, 0, 0;\n"                  \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a3, b3, p1, 1, 1, 0, 0;\n"                  \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a4, b4, p1, 1, 1, 0, 0;\n"                  \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a5, b5, p1, 1, 1, 0, 0;\n"                  \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a6, b6, p1, 1, 1, 0, 0;\n"                  \
+    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a7, b7, p1, 1, 1, 0, 0;\n}\n"
 #define ATT_WG_ACC16 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}"
 #define ATT_WG_ACC32                                                                                               \
     "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29," \
@@ -408,6 +433,40 @@ __device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA
     att_wg_commit_wait();
     att_wg_keep(acc);
 }
+// D = 128 tiles (att_sw): 8-row groups 2048 bytes apart (stride field 128)
+#define ATT_WG_DESC_HI128 ((128ull << 32) | (1ull << 62))
+__device__ __forceinline__ uint64_t att_wg_desc128_k(uint32_t saddr) {
+    return ATT_WG_DESC_HI128 | att_uniform(att_wg_desc_lo(saddr));
+}
+template <int NT>
+__device__ __forceinline__ void att_wgmma_abt128_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
+    static_assert(NT == 8 || NT == 4, "n = 64 or 32");
+#if ATT_WGMMA
+    const uint64_t da = att_wg_desc128_k(sA), db = att_wg_desc128_k(sB);
+    if constexpr (NT == 8) {
+        asm volatile(ATT_WG_ABT8("m64n64k16", ATT_WG_ACC32, "%32", "%33")
+                     : ATT_WG_R32(0), ATT_WG_R32(4)
+                     : "l"(da), "l"(db));
+    } else {
+        asm volatile(ATT_WG_ABT8("m64n32k16", ATT_WG_ACC16, "%16", "%17")
+                     : ATT_WG_R32(0)
+                     : "l"(da), "l"(db));
+    }
+#endif
+}
+// acc = A * B^T for [rows][D] tiles of either head dim (issue only, or issue and wait)
+template <int D, int NT>
+__device__ __forceinline__ void att_wgmma_abt_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
+    if constexpr (D == 64) att_wgmma_abt64_issue(acc, sA, sB);
+    else att_wgmma_abt128_issue(acc, sA, sB);
+}
+template <int D, int NT>
+__device__ __forceinline__ void att_wgmma_abt(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
+    att_wg_fence();
+    att_wgmma_abt_issue<D>(acc, sA, sB);
+    att_wg_commit_wait();
+    att_wg_keep(acc);
+}
 
 // B operand read "transposed" (MN-major): B[k][n] = tile row k, column n of a [rows][64] swizzled tile (V, K, Q or
 // dO in P V, dS K, P^T dO, dS^T Q). The atoms are the same 8 rows x 128 bytes; the next 8 k-rows are 1024 bytes
@@ -421,32 +480,47 @@ __device__ __forceinline__ uint32_t att_wg_desc_mn_lo(uint32_t saddr) { return (
 // (a must stay untouched until then).
 #define ATT_WG_AV(A, DB) "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ATT_WG_ACC32 ", " A ", " DB ", p, 1, 1, 1;\n"
 __device__ __forceinline__ uint64_t att_wg_desc_v(uint32_t saddr) { return att_wg_desc(att_wg_desc_mn_lo(saddr)); }
-template <int NK>
+// (KS = start units per 16 k rows: 128 for D = 64 tiles, 256 for D = 128 tiles, whose 8-row groups are 2048 bytes)
+template <int NK, int KS = 128>
 __device__ __forceinline__ void att_wgmma_av64_d(float (&acc)[8][4], const uint32_t (&a)[NK][4], uint64_t db) {
     static_assert(NK == 2 || NK == 4, "2 or 4 k steps");
 #if ATT_WGMMA
     if constexpr (NK == 2) {
-        asm volatile("{\n.reg .pred p;\n.reg .b64 b1;\nsetp.ne.b32 p, 1, 0;\nadd.s64 b1, %40, 128;\n"
+        asm volatile("{\n.reg .pred p;\n.reg .b64 b1;\nsetp.ne.b32 p, 1, 0;\nadd.s64 b1, %40, %41;\n"
                      ATT_WG_AV("{%32,%33,%34,%35}", "%40") ATT_WG_AV("{%36,%37,%38,%39}", "b1") "}\n"
                      : ATT_WG_R32(0), ATT_WG_R32(4)
                      : "r"(a[0][0]), "r"(a[0][1]), "r"(a[0][2]), "r"(a[0][3]),
-                       "r"(a[1][0]), "r"(a[1][1]), "r"(a[1][2]), "r"(a[1][3]), "l"(db));
+                       "r"(a[1][0]), "r"(a[1][1]), "r"(a[1][2]), "r"(a[1][3]), "l"(db), "n"(KS));
     } else {
         asm volatile("{\n.reg .pred p;\n.reg .b64 b1, b2, b3;\nsetp.ne.b32 p, 1, 0;\n"
-                     "add.s64 b1, %48, 128;\nadd.s64 b2, %48, 256;\nadd.s64 b3, %48, 384;\n"
+                     "add.s64 b1, %48, %49;\nadd.s64 b2, %48, %50;\nadd.s64 b3, %48, %51;\n"
                      ATT_WG_AV("{%32,%33,%34,%35}", "%48") ATT_WG_AV("{%36,%37,%38,%39}", "b1")
                      ATT_WG_AV("{%40,%41,%42,%43}", "b2") ATT_WG_AV("{%44,%45,%46,%47}", "b3") "}\n"
                      : ATT_WG_R32(0), ATT_WG_R32(4)
                      : "r"(a[0][0]), "r"(a[0][1]), "r"(a[0][2]), "r"(a[0][3]),
                        "r"(a[1][0]), "r"(a[1][1]), "r"(a[1][2]), "r"(a[1][3]),
                        "r"(a[2][0]), "r"(a[2][1]), "r"(a[2][2]), "r"(a[2][3]),
-                       "r"(a[3][0]), "r"(a[3][1]), "r"(a[3][2]), "r"(a[3][3]), "l"(db));
+                       "r"(a[3][0]), "r"(a[3][1]), "r"(a[3][2]), "r"(a[3][3]), "l"(db), "n"(KS), "n"(2 * KS),
+                       "n"(3 * KS));
     }
 #endif
 }
 template <int NK>
 __device__ __forceinline__ void att_wgmma_av64(float (&acc)[8][4], const uint32_t (&a)[NK][4], uint32_t sB) {
     att_wgmma_av64_d(acc, a, att_wg_desc_v(sB));
+}
+// acc (64 x D per warpgroup) += A * B for a [rows][D] tile B of either head dim. D = 128: two m64n64 products,
+// one per half of the tile (head dims 0-63 into acc[0..7], 64-127 into acc[8..15]); each half has one 128-byte
+// atom along n, so only the k stride (2048 bytes, set in both offset fields) matters.
+template <int D, int NK>
+__device__ __forceinline__ void att_wgmma_av(float (&acc)[D / 8][4], const uint32_t (&a)[NK][4], uint32_t sB) {
+    if constexpr (D == 64) {
+        att_wgmma_av64(acc, a, sB);
+    } else {
+        const uint64_t db = ATT_WG_DESC_HI128 | att_uniform(((sB & 0x3FFFFu) >> 4) | (128u << 16));
+        att_wgmma_av64_d<NK, 256>(*reinterpret_cast<float(*)[8][4]>(&acc[0][0]), a, db);
+        att_wgmma_av64_d<NK, 256>(*reinterpret_cast<float(*)[8][4]>(&acc[8][0]), a, db + 64);
+    }
 }
 #undef ATT_WG_AV
 #undef ATT_WG_R32
@@ -455,6 +529,7 @@ __device__ __forceinline__ void att_wgmma_av64(float (&acc)[8][4], const uint32_
 #undef ATT_WG_ACC32
 #undef ATT_WG_ACC16
 #undef ATT_WG_ABT4
+#undef ATT_WG_ABT8
 
 // shared-memory writes of this thread (cp.async, st.shared) become visible to wgmma (the async proxy) once every
 // writer has run this and a barrier follows
@@ -1320,9 +1395,9 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
     const int q0 = qg.q0, nkt = qg.nkt, r0w = qg.r0w, wlast = qg.wlast, glast = qg.glast;
     const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool track = !SOFTMAX && p.track;
-    // softmax, D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows. (The entmax redo mode of
-    // this kernel has static shared memory in front of the tiles, so they are not 1024-byte aligned there.)
-    constexpr bool WG = ATT_WGMMA && D == 64 && SOFTMAX;
+    // softmax on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows. (The entmax redo mode of this kernel
+    // has static shared memory in front of the tiles, so they are not 1024-byte aligned there.)
+    constexpr bool WG = ATT_WGMMA && SOFTMAX;
     if (WG) att_wg_check_align(att_smem);
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
@@ -1434,7 +1509,7 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
             float s[8][4];
             if (WG) {
                 if (glive && gactive && kt <= glast) // warpgroup-uniform
-                    att_wgmma_abt64(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
+                    att_wgmma_abt<D>(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
             } else if (wdo) {
                 att_mma_abt<D>(s, qf, sKb, lane);
             }
@@ -1750,8 +1825,8 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool use_mask = !SOFTMAX && p.mask != nullptr;
     const int W = p.mask_words;
-    // D = 64 on sm_90a: S = Q K^T and dP = dO V^T by wgmma, one warpgroup = 64 query rows = one mask half
-    constexpr bool WG = ATT_WGMMA && D == 64;
+    // sm_90a: S = Q K^T, dP = dO V^T and dQ += dS K by wgmma, one warpgroup = 64 query rows = one mask half
+    constexpr bool WG = ATT_WGMMA;
     if (WG) att_wg_check_align(att_smem);
 
     const att_bf16* gq = p.q + (long long)b * p.q_sb + (long long)h * p.q_sh;
@@ -1839,8 +1914,8 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
         if (WG) {
             if (gdo) {
                 att_wg_fence(); // S and dP in one batch
-                att_wgmma_abt64_issue(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
-                att_wgmma_abt64_issue(dp, att_smem_addr(sdO + (warp >> 2) * 64 * D), att_smem_addr(sVb));
+                att_wgmma_abt_issue<D>(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
+                att_wgmma_abt_issue<D>(dp, att_smem_addr(sdO + (warp >> 2) * 64 * D), att_smem_addr(sVb));
                 att_wg_commit_wait();
                 att_wg_keep(s);
                 att_wg_keep(dp);
@@ -1877,7 +1952,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
             }
             if constexpr (WG) { // dQ += dS K: one wgmma batch per tile
                 att_wg_fence();
-                att_wgmma_av64(dq, da, att_smem_addr(sKb));
+                att_wgmma_av<D>(dq, da, att_smem_addr(sKb));
                 att_wg_commit_wait();
                 att_wg_keep(da);
             } else {
@@ -1959,8 +2034,9 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
     constexpr int BK = ATT_BKV, BQ = ATT_BQ;
     constexpr int NDT = D / 8;
     constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
-    // D = 64 on sm_90a: S^T = K Q^T and dP^T = V dO^T by wgmma, one warpgroup = 64 keys = one 64-key tile
-    constexpr bool WG = ATT_WGMMA && D == 64;
+    // sm_90a: S^T = K Q^T, dP^T = V dO^T, dV += P^T dO and dK += dS^T Q by wgmma, one warpgroup = 64 keys = one
+    // 64-key tile
+    constexpr bool WG = ATT_WGMMA;
     constexpr bool KV_REGS = D <= 64 && !WG; // mma.sync: K, V A-fragments in registers (D = 128: from smem)
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sK = (att_bf16*)att_smem;
@@ -2071,16 +2147,16 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
                     if (CAUSAL && q0h + 31 < kg0) continue; // every query of the half before every key of the group
                     float s[4][4], dp[4][4];
                     att_wg_fence(); // S^T and dP^T in one batch
-                    att_wgmma_abt64_issue(s, sKw, att_smem_addr(sQb + half * 32 * D));
-                    att_wgmma_abt64_issue(dp, sVw, att_smem_addr(sdOb + half * 32 * D));
+                    att_wgmma_abt_issue<D>(s, sKw, att_smem_addr(sQb + half * 32 * D));
+                    att_wgmma_abt_issue<D>(dp, sVw, att_smem_addr(sdOb + half * 32 * D));
                     att_wg_commit_wait();
                     att_wg_keep(s);
                     att_wg_keep(dp);
                     uint32_t pa[2][4], da[2][4];
                     att_dkdv_frags<KIND, CAUSAL, 4>(pa, da, s, dp, sThb + 32 * half, sDlb + 32 * half, q0h, key, T, tq, p);
                     att_wg_fence(); // dV += P^T dO, dK += dS^T Q
-                    att_wgmma_av64(dv, pa, att_smem_addr(sdOb + 2 * half * 16 * D));
-                    att_wgmma_av64(dk, da, att_smem_addr(sQb + 2 * half * 16 * D));
+                    att_wgmma_av<D>(dv, pa, att_smem_addr(sdOb + 2 * half * 16 * D));
+                    att_wgmma_av<D>(dk, da, att_smem_addr(sQb + 2 * half * 16 * D));
                     att_wg_commit_wait();
                     att_wg_keep(pa);
                     att_wg_keep(da);
