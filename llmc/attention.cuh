@@ -433,17 +433,22 @@ __device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA
     att_wg_commit_wait();
     att_wg_keep(acc);
 }
-// D = 128 tiles (att_sw): 8-row groups 2048 bytes apart (stride field 128)
+// D = 128 tiles (att_sw): 8-row groups 2048 bytes apart (stride field 128). The descriptor of either head dim
+// from its low word (K-major: att_wg_desc_lo; MN-major: att_wg_desc_mn_lo_d).
 #define ATT_WG_DESC_HI128 ((128ull << 32) | (1ull << 62))
-__device__ __forceinline__ uint64_t att_wg_desc128_k(uint32_t saddr) {
-    return ATT_WG_DESC_HI128 | att_uniform(att_wg_desc_lo(saddr));
+template <int D>
+__device__ __forceinline__ uint64_t att_wg_desc_d(uint32_t lo) {
+    return (D == 64 ? ATT_WG_DESC_HI : ATT_WG_DESC_HI128) | att_uniform(lo);
 }
 template <int NT>
-__device__ __forceinline__ void att_wgmma_abt128_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
-    static_assert(NT == 8 || NT == 4, "n = 64 or 32");
+__device__ __forceinline__ void att_wgmma_abt128_issue_d(float (&acc)[NT][4], uint64_t da, uint64_t db) {
+    static_assert(NT == 16 || NT == 8 || NT == 4, "n = 128, 64 or 32");
 #if ATT_WGMMA
-    const uint64_t da = att_wg_desc128_k(sA), db = att_wg_desc128_k(sB);
-    if constexpr (NT == 8) {
+    if constexpr (NT == 16) {
+        asm volatile(ATT_WG_ABT8("m64n128k16", ATT_WG_ACC64, "%64", "%65")
+                     : ATT_WG_R32(0), ATT_WG_R32(4), ATT_WG_R32(8), ATT_WG_R32(12)
+                     : "l"(da), "l"(db));
+    } else if constexpr (NT == 8) {
         asm volatile(ATT_WG_ABT8("m64n64k16", ATT_WG_ACC32, "%32", "%33")
                      : ATT_WG_R32(0), ATT_WG_R32(4)
                      : "l"(da), "l"(db));
@@ -454,11 +459,16 @@ __device__ __forceinline__ void att_wgmma_abt128_issue(float (&acc)[NT][4], uint
     }
 #endif
 }
+// acc = A * B^T for [rows][D] tiles of either head dim, from descriptors (att_wg_desc_d)
+template <int D, int NT>
+__device__ __forceinline__ void att_wgmma_abt_issue_d(float (&acc)[NT][4], uint64_t da, uint64_t db) {
+    if constexpr (D == 64) att_wgmma_abt64_issue_d(acc, da, db);
+    else att_wgmma_abt128_issue_d(acc, da, db);
+}
 // acc = A * B^T for [rows][D] tiles of either head dim (issue only, or issue and wait)
 template <int D, int NT>
 __device__ __forceinline__ void att_wgmma_abt_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
-    if constexpr (D == 64) att_wgmma_abt64_issue(acc, sA, sB);
-    else att_wgmma_abt128_issue(acc, sA, sB);
+    att_wgmma_abt_issue_d<D>(acc, att_wg_desc_d<D>(att_wg_desc_lo(sA)), att_wg_desc_d<D>(att_wg_desc_lo(sB)));
 }
 template <int D, int NT>
 __device__ __forceinline__ void att_wgmma_abt(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
@@ -512,15 +522,20 @@ __device__ __forceinline__ void att_wgmma_av64(float (&acc)[8][4], const uint32_
 // acc (64 x D per warpgroup) += A * B for a [rows][D] tile B of either head dim. D = 128: two m64n64 products,
 // one per half of the tile (head dims 0-63 into acc[0..7], 64-127 into acc[8..15]); each half has one 128-byte
 // atom along n, so only the k stride (2048 bytes, set in both offset fields) matters.
+template <int D>
+__device__ __forceinline__ uint32_t att_wg_desc_mn_lo_d(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | ((uint32_t)D << 16); }
 template <int D, int NK>
-__device__ __forceinline__ void att_wgmma_av(float (&acc)[D / 8][4], const uint32_t (&a)[NK][4], uint32_t sB) {
+__device__ __forceinline__ void att_wgmma_av_d(float (&acc)[D / 8][4], const uint32_t (&a)[NK][4], uint64_t db) {
     if constexpr (D == 64) {
-        att_wgmma_av64(acc, a, sB);
+        att_wgmma_av64_d(acc, a, db);
     } else {
-        const uint64_t db = ATT_WG_DESC_HI128 | att_uniform(((sB & 0x3FFFFu) >> 4) | (128u << 16));
         att_wgmma_av64_d<NK, 256>(*reinterpret_cast<float(*)[8][4]>(&acc[0][0]), a, db);
         att_wgmma_av64_d<NK, 256>(*reinterpret_cast<float(*)[8][4]>(&acc[8][0]), a, db + 64);
     }
+}
+template <int D, int NK>
+__device__ __forceinline__ void att_wgmma_av(float (&acc)[D / 8][4], const uint32_t (&a)[NK][4], uint32_t sB) {
+    att_wgmma_av_d<D>(acc, a, att_wg_desc_d<D>(att_wg_desc_mn_lo_d<D>(sB)));
 }
 #undef ATT_WG_AV
 #undef ATT_WG_R32
@@ -755,16 +770,17 @@ static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, in
 template <int KIND, int D, bool CAUSAL>
 __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(const __grid_constant__ AttnFwdParams p) {
     constexpr int BM = ATT_BM, BN = ATT_BN, NH = att_tau_tiles(KIND, CAUSAL), BK = NH * BN, NW = ATT_WARPS;
-    // D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows (warps 4wg..4wg+3)
-    constexpr bool WG = ATT_WGMMA && D == 64;
+    // sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows (warps 4wg..4wg+3)
+    constexpr bool WG = ATT_WGMMA;
     // PIPE (wgmma, two tiles per step): the two tiles of a step are two wgmma groups, and the warps work on the
     // scores of the first while the tensor cores compute the second. (Keeping a group in flight across the loop's
     // back edge as well, for full overlap, makes ptxas serialise every wgmma of the kernel: C7514.)
     constexpr bool PIPE = WG && NH == 2;
     // TMA (with wgmma): thread 0 loads each K step with one tensor copy into a 4-stage ring, and the warps wait on
     // the stage's mbarrier instead of a CTA barrier, so the two warpgroups drift apart by up to two steps and no
-    // thread spends instructions on copies. Elsewhere a 3-stage cp.async ring with one barrier per step.
-    constexpr bool TMA = WG;
+    // thread spends instructions on copies (D = 64; the tensor maps are built for it). Elsewhere a 3-stage
+    // cp.async ring with one barrier per step.
+    constexpr bool TMA = WG && D == 64;
     const void* const tmap_k = NH == 2 ? (const void*)&p.tmap_k128 : (const void*)&p.tmap_k64;
     constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
     extern __shared__ __align__(128) unsigned char att_smem[];
@@ -827,7 +843,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     if (!WG) att_load_afrag<D>(qf, sQ, warp * 16, lane);
     const uint32_t sQg = att_smem_addr(sQ + (warp >> 2) * 64 * D);
     // (PIPE) the descriptor of this warpgroup's Q and the low word of stage 0's K descriptor, built once
-    const uint64_t dQg = PIPE ? att_wg_desc_k(sQg) : 0;
+    const uint64_t dQg = PIPE ? att_wg_desc_d<D>(att_wg_desc_lo(sQg)) : 0;
     const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK));
     int row[2] = {r0w + g, r0w + g + 8};
     bool rvalid[2] = {row[0] < T, row[1] < T};
@@ -976,25 +992,25 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                     // zero-filled rows; tile_work ignores what it does not see): a wgmma in a branch would still be in
                     // flight where the branches merge, and ptxas would serialise them all (C7520).
                     att_wg_fence();
-                    att_wgmma_abt64_issue_d(s0, dQg, att_wg_desc(kLo));
+                    att_wgmma_abt_issue_d<D>(s0, dQg, att_wg_desc_d<D>(kLo));
                     att_wg_commit();
-                    att_wgmma_abt64_issue_d(s1, dQg, att_wg_desc(kLo + BN * D * 2 / 16));
+                    att_wgmma_abt_issue_d<D>(s1, dQg, att_wg_desc_d<D>(kLo + BN * D * 2 / 16));
                     att_wg_commit();
                     att_wg_wait<1>();
                     att_wg_keep(s0);
                     tile_work(s0, 2 * js, max_pass);
                     att_wg_wait<0>();
                     att_wg_keep(s1);
-                    if (lane == 0) att_mbar_arrive(stage_empty); // (TMA) this warp's reads of the stage are done
+                    if (TMA && lane == 0) att_mbar_arrive(stage_empty); // this warp's reads of the stage are done
                     tile_work(s1, 2 * js + 1, max_pass);
                     continue;
                 }
                 if (WG) {
                     if (gactive && NH * js <= glast) { // warpgroup-uniform
-                        if (NH * js + NH - 1 <= glast) att_wgmma_abt64(s, sQg, att_smem_addr(sKs));
-                        else att_wgmma_abt64(s0, sQg, att_smem_addr(sKs)); // NH = 2, only the first tile is visible
+                        if (NH * js + NH - 1 <= glast) att_wgmma_abt<D>(s, sQg, att_smem_addr(sKs));
+                        else att_wgmma_abt<D>(s0, sQg, att_smem_addr(sKs)); // NH = 2, only the first tile is visible
                     }
-                    if (lane == 0) att_mbar_arrive(stage_empty); // (TMA) this warp is done with the stage
+                    if (TMA && lane == 0) att_mbar_arrive(stage_empty); // this warp is done with the stage
                 } else if (wactive && NH * js <= wlast) {
                     att_mma_abt<D>(s0, qf, sKs, lane);
                     if (NH == 2 && 2 * js + 1 <= wlast) att_mma_abt<D>(s1, qf, sKs + BN * D, lane);
@@ -1145,11 +1161,12 @@ static inline int attn_out_smem(int D, int mask_words, int tma) {
 template <int KIND, int D, bool CAUSAL>
 __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_out_kernel(const __grid_constant__ AttnFwdParams p) {
     constexpr int BM = ATT_BM, BN = ATT_BN, NDT = D / 8;
-    // D = 64 on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows = one mask half (warps 4wg..4wg+3)
-    constexpr bool WG = ATT_WGMMA && D == 64;
-    // TMA (with WG): thread 0 loads K and V of each live tile by TMA into a 4-stage ring guarded by mbarriers, as
-    // in attn_tau_kernel; elsewhere a 3-stage cp.async ring with one barrier per tile
-    constexpr bool TMA = WG;
+    // sm_90a: S = Q K^T, O += P V and O2 += U V by wgmma, one warpgroup = 64 query rows = one mask half (warps
+    // 4wg..4wg+3)
+    constexpr bool WG = ATT_WGMMA;
+    // TMA (with WG, D = 64): thread 0 loads K and V of each live tile by TMA into a 4-stage ring guarded by
+    // mbarriers, as in attn_tau_kernel; elsewhere a 3-stage cp.async ring with one barrier per tile
+    constexpr bool TMA = WG && D == 64;
     constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
@@ -1229,8 +1246,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     float rs_p[2] = {0.0f, 0.0f}, rs_u[2] = {0.0f, 0.0f};
     unsigned int nnz = 0;
     // (wgmma) the descriptor of this warpgroup's Q and the low words of the K and V descriptors of stage 0, built once
-    const uint64_t dQa = WG ? att_wg_desc_k(att_smem_addr(sQ + (warp >> 2) * 64 * D)) : 0;
-    const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK)), vLo0 = att_wg_desc_mn_lo(att_smem_addr(sV)); // stage 0
+    const uint64_t dQa = WG ? att_wg_desc_d<D>(att_wg_desc_lo(att_smem_addr(sQ + (warp >> 2) * 64 * D))) : 0;
+    const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK)), vLo0 = att_wg_desc_mn_lo_d<D>(att_smem_addr(sV)); // stage 0
     int st = 0;
     while (kt < nkt) {
         int n2 = n1 < nkt ? next_tile(n1) : nkt;
@@ -1295,25 +1312,25 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                 float s0[4][4], s1[4][4];
                 uint32_t pa0[2][4], ua0[2][4], pa1[2][4], ua1[2][4];
                 att_wg_fence();
-                att_wgmma_abt64_issue_d(s0, dQa, att_wg_desc(kLo));
+                att_wgmma_abt_issue_d<D>(s0, dQa, att_wg_desc_d<D>(kLo));
                 att_wg_commit();
-                att_wgmma_abt64_issue_d(s1, dQa, att_wg_desc(kLo + HALF));
+                att_wgmma_abt_issue_d<D>(s1, dQa, att_wg_desc_d<D>(kLo + HALF));
                 att_wg_commit();
                 att_wg_wait<1>();
                 att_wg_keep(s0);
                 half_pu(s0, k0, pa0, ua0);
                 att_wg_fence();
-                const uint64_t dV = att_wg_desc(vLo);
-                att_wgmma_av64_d(oacc, pa0, dV);
-                att_wgmma_av64_d(o2acc, ua0, dV);
+                const uint64_t dV = att_wg_desc_d<D>(vLo);
+                att_wgmma_av_d<D>(oacc, pa0, dV);
+                att_wgmma_av_d<D>(o2acc, ua0, dV);
                 att_wg_commit();
                 att_wg_wait<1>(); // S of half 1 (P V, U V of half 0 may still run)
                 att_wg_keep(s1);
                 half_pu(s1, k0 + 32, pa1, ua1);
                 att_wg_fence();
-                const uint64_t dV1 = att_wg_desc(vLo + HALF);
-                att_wgmma_av64_d(oacc, pa1, dV1);
-                att_wgmma_av64_d(o2acc, ua1, dV1);
+                const uint64_t dV1 = att_wg_desc_d<D>(vLo + HALF);
+                att_wgmma_av_d<D>(oacc, pa1, dV1);
+                att_wgmma_av_d<D>(o2acc, ua1, dV1);
                 att_wg_commit_wait();
                 att_wg_keep(pa0);
                 att_wg_keep(ua0);
@@ -1395,8 +1412,8 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
     const int q0 = qg.q0, nkt = qg.nkt, r0w = qg.r0w, wlast = qg.wlast, glast = qg.glast;
     const bool wactive = qg.wactive, gactive = qg.gactive;
     const bool track = !SOFTMAX && p.track;
-    // softmax on sm_90a: S = Q K^T by wgmma, one warpgroup = 64 query rows. (The entmax redo mode of this kernel
-    // has static shared memory in front of the tiles, so they are not 1024-byte aligned there.)
+    // softmax on sm_90a: S = Q K^T and O += P V by wgmma, one warpgroup = 64 query rows. (The entmax redo mode
+    // of this kernel has static shared memory in front of the tiles, so they are not 1024-byte aligned there.)
     constexpr bool WG = ATT_WGMMA && SOFTMAX;
     if (WG) att_wg_check_align(att_smem);
 
@@ -1505,15 +1522,17 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
             const att_bf16* sVb = sV + st * BN * D;
             const bool glive = !(outp && live_ok) || ((sLive[(warp >> 2) * p.trk_words + (kt >> 5)] >> (kt & 31)) & 1u);
             const bool wdo = glive && wactive && kt <= wlast;
+            const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
             float mx = -INFINITY;
             float s[8][4];
             if (WG) {
-                if (glive && gactive && kt <= glast) // warpgroup-uniform
-                    att_wgmma_abt<D>(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
+                if (gdo) att_wgmma_abt<D>(s, att_smem_addr(sQ + (warp >> 2) * 64 * D), att_smem_addr(sKb));
             } else if (wdo) {
                 att_mma_abt<D>(s, qf, sKb, lane);
             }
-            if (wdo) {
+            // (WG: every warp of the group goes on, for the P V wgmma; a warp whose rows are all before the tile
+            // masks every score, so its p are 0 and its running max and sums stay as they are)
+            if (WG ? gdo : wdo) {
                 const int k0 = kt * BN;
                 if (k0 + BN > T || (CAUSAL && k0 + BN - 1 > r0w)) {
 #pragma unroll
@@ -1564,12 +1583,28 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
                                 s[nt][e] = pr;
                                 rs_p[e >> 1] += pr;
                             }
+                        if constexpr (WG) { // O += P V: one wgmma batch per tile, P from registers
+                            uint32_t pa[4][4];
 #pragma unroll
-                        for (int kk = 0; kk < 4; kk++) {
-                            uint32_t pa[4] = {att_pack(s[2 * kk][0], s[2 * kk][1]), att_pack(s[2 * kk][2], s[2 * kk][3]),
-                                              att_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                              att_pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-                            att_mma_av<D>(oacc, pa, sVb, kk, lane);
+                            for (int kk = 0; kk < 4; kk++) {
+                                pa[kk][0] = att_pack(s[2 * kk][0], s[2 * kk][1]);
+                                pa[kk][1] = att_pack(s[2 * kk][2], s[2 * kk][3]);
+                                pa[kk][2] = att_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                                pa[kk][3] = att_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                            }
+                            att_wg_fence();
+                            att_wgmma_av<D>(oacc, pa, att_smem_addr(sVb));
+                            att_wg_commit_wait();
+                            att_wg_keep(pa);
+                            att_wg_keep(oacc);
+                        } else {
+#pragma unroll
+                            for (int kk = 0; kk < 4; kk++) {
+                                uint32_t pa[4] = {att_pack(s[2 * kk][0], s[2 * kk][1]), att_pack(s[2 * kk][2], s[2 * kk][3]),
+                                                  att_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                                  att_pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                                att_mma_av<D>(oacc, pa, sVb, kk, lane);
+                            }
                         }
                     } else {
                         if (p.count_nnz) {
