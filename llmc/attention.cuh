@@ -2064,6 +2064,9 @@ __device__ __forceinline__ void att_dkdv_frags(uint32_t (&pa)[NT / 2][4], uint32
 #ifndef ATT_DKDV_MINB
 #define ATT_DKDV_MINB 2 // CTAs per SM asked of attn_bwd_dkdv_kernel with wgmma (D = 64); -DATT_DKDV_MINB=1 to compare
 #endif
+#ifndef ATT_DKDV_SUB128
+#define ATT_DKDV_SUB128 64 // queries per wgmma step of attn_bwd_dkdv_kernel at D = 128 (64 or 32, to compare)
+#endif
 template <int KIND, int D, bool CAUSAL>
 __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV_MINB : 1) attn_bwd_dkdv_kernel(const AttnBwdParams p) {
     constexpr int BK = ATT_BKV, BQ = ATT_BQ;
@@ -2171,27 +2174,28 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
         const float* sThb = sTh + st * BQ;
         const float* sDlb = sDl + st * BQ;
         if constexpr (WG) {
-            // wgmma: the 64 queries in two 32-query halves (S^T, dP^T are 64 x 32 per warpgroup), so that the
-            // kernel fits in 128 registers and two CTAs share an SM. Every warp of the group takes part; keys
-            // after the queries or past T get p = dS = 0.
+            // wgmma. D = 64: the 64 queries in two 32-query halves (S^T, dP^T are 64 x 32 per warpgroup), so that
+            // the kernel fits in 128 registers and two CTAs share an SM; D = 128 (one CTA per SM): all 64 at once.
+            // Every warp of the group takes part; keys after the queries or past T get p = dS = 0.
+            constexpr int QS = D == 64 ? 32 : ATT_DKDV_SUB128; // queries per step
             if (gdo) {
                 const uint32_t sKw = att_smem_addr(sK + (warp >> 2) * 64 * D), sVw = att_smem_addr(sV + (warp >> 2) * 64 * D);
 #pragma unroll 1
-                for (int half = 0; half < 2; half++) {
-                    const int q0h = i0 + 32 * half;
-                    if (CAUSAL && q0h + 31 < kg0) continue; // every query of the half before every key of the group
-                    float s[4][4], dp[4][4];
+                for (int half = 0; half < BQ / QS; half++) {
+                    const int q0h = i0 + QS * half;
+                    if (CAUSAL && q0h + QS - 1 < kg0) continue; // every query of the step before every key of the group
+                    float s[QS / 8][4], dp[QS / 8][4];
                     att_wg_fence(); // S^T and dP^T in one batch
-                    att_wgmma_abt_issue<D>(s, sKw, att_smem_addr(sQb + half * 32 * D));
-                    att_wgmma_abt_issue<D>(dp, sVw, att_smem_addr(sdOb + half * 32 * D));
+                    att_wgmma_abt_issue<D>(s, sKw, att_smem_addr(sQb + half * QS * D));
+                    att_wgmma_abt_issue<D>(dp, sVw, att_smem_addr(sdOb + half * QS * D));
                     att_wg_commit_wait();
                     att_wg_keep(s);
                     att_wg_keep(dp);
-                    uint32_t pa[2][4], da[2][4];
-                    att_dkdv_frags<KIND, CAUSAL, 4>(pa, da, s, dp, sThb + 32 * half, sDlb + 32 * half, q0h, key, T, tq, p);
+                    uint32_t pa[QS / 16][4], da[QS / 16][4];
+                    att_dkdv_frags<KIND, CAUSAL, QS / 8>(pa, da, s, dp, sThb + QS * half, sDlb + QS * half, q0h, key, T, tq, p);
                     att_wg_fence(); // dV += P^T dO, dK += dS^T Q
-                    att_wgmma_av<D>(dv, pa, att_smem_addr(sdOb + 2 * half * 16 * D));
-                    att_wgmma_av<D>(dk, da, att_smem_addr(sQb + 2 * half * 16 * D));
+                    att_wgmma_av<D>(dv, pa, att_smem_addr(sdOb + half * QS * D));
+                    att_wgmma_av<D>(dk, da, att_smem_addr(sQb + half * QS * D));
                     att_wg_commit_wait();
                     att_wg_keep(pa);
                     att_wg_keep(da);
