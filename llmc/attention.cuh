@@ -1,9 +1,10 @@
 /*
  attention.cuh: alpha-entmax flash attention ("adaptive sparse flash attention", AdaSplash, ICML 2025) for the
  GPT-2 trainer, with softmax (alpha = 1) in the same kernel family. bf16 in/out, fp32 accumulation, tensor cores,
- cp.async tile loads. Built for sm_90a (H100; the Makefile's choice for compute capability 9.0) every product of
- D = 64 runs on wgmma (warpgroup MMA: Q K^T-type products read both operands from shared memory, P V-type products
- take P from registers); for D = 128 and on sm_80+ the same kernels use mma.sync m16n8k16 + ldmatrix.
+ cp.async tile loads. Built for sm_90a (H100; the Makefile's choice for compute capability 9.0) every product runs
+ on wgmma (warpgroup MMA: Q K^T-type products read both operands from shared memory, P V-type products take P from
+ registers; D = 128 tiles are two 128-byte-swizzled halves, see att_sw); on sm_80+ the same kernels use mma.sync
+ m16n8k16 + ldmatrix.
 
  Math (one query row i; the elementwise math lives in entmax.h, folded at compile time per EntmaxKind):
    s_ij = q_i.k_j / sqrt(D)                    raw MMA dot acc_ij, s = acc * scale
@@ -26,7 +27,8 @@
                      After niter passes it goes on (up to niter + 6) while some row has |f| > tol_cont (flat
                      rows, e.g. at initialisation). Writes stat = theta and the tile mask. 2 CTAs per SM.
                      Steps of 128 keys (two tiles) for alpha = 1.5 and causal alpha = 2 (att_tau_tiles). On
-                     sm_90a this kernel and the next get K (and V) by TMA, into rings guarded by mbarriers.
+                     sm_90a at D = 64 this kernel and the next get K (and V) by TMA, into rings guarded by
+                     mbarriers.
    attn_out_kernel   (entmax) output pass over the live tiles: O, O2, sum p, sum u; 2 CTAs per SM at D = 64.
                      A row with |sum p - 1| > 1e-3 gets stat = NaN instead of O (rare), and
    attn_fwd_kernel   in redo mode (a small grid that scans stat for NaN) solves those 128-row tiles from scratch
