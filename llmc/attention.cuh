@@ -356,10 +356,10 @@ __device__ __forceinline__ void att_wg_keep(float (&r)[N][M]) {
         for (int j = 0; j < M; j++) asm volatile("" : "+f"(r[i][j])::"memory");
 }
 
-// acc (64 x 8NT per warpgroup, NT = 16, 8 or 4) = A (64 x 64, rows of sA) * B^T (B = 8NT rows of sB); both
-// [rows][64] swizzled bf16. Every thread of the warpgroup must call it (the instructions are .sync.aligned).
-// att_wgmma_abt64_issue only issues (the caller brackets a batch with att_wg_fence() / att_wg_commit_wait());
-// att_wgmma_abt64 returns with the result in acc.
+// acc (64 x 8NT per warpgroup, NT = 16, 8 or 4) = A (64 x D, rows of a tile) * B^T (B = 8NT rows of a tile); both
+// [rows][D] swizzled bf16 (att_sw), given by descriptors. Every thread of the warpgroup must call it (the
+// instructions are .sync.aligned). The _issue functions only issue (the caller brackets a batch with
+// att_wg_fence() / att_wg_commit_wait()); att_wgmma_abt returns with the result in acc.
 // The four k steps (k step ks = bytes 32ks..32ks+31 of each logical row: the descriptors' start field moves by 2,
 // the swizzle follows) are one asm block that derives their descriptors from the first with PTX adds: written as
 // C++ the compiler rebuilt and moved every 64-bit descriptor into uniform registers one by one (~8 instructions
@@ -400,11 +400,16 @@ __device__ __forceinline__ void att_wg_keep(float (&r)[N][M]) {
     "%57,%58,%59,%60,%61,%62,%63}"
 #define ATT_WG_R4(i) "+f"(acc[i][0]), "+f"(acc[i][1]), "+f"(acc[i][2]), "+f"(acc[i][3])
 #define ATT_WG_R32(i) ATT_WG_R4(i), ATT_WG_R4(i + 1), ATT_WG_R4(i + 2), ATT_WG_R4(i + 3)
-// A descriptor from its low word (both layouts share the high word). A kernel with a ring of stages computes the
-// low word of stage 0 once and adds the stage's offset to the start field (bytes / 16, no carry, see above): one
-// shuffle and one move per descriptor and step instead of also masking, shifting and or-ing the address.
-__device__ __forceinline__ uint64_t att_wg_desc(uint32_t lo) { return ATT_WG_DESC_HI | att_uniform(lo); }
-__device__ __forceinline__ uint64_t att_wg_desc_k(uint32_t saddr) { return att_wg_desc(att_wg_desc_lo(saddr)); }
+// A descriptor from its low word (K-major: att_wg_desc_lo; MN-major: att_wg_desc_mn_lo) and the head dim: the high
+// word holds the stride between 8-row groups, 1024 bytes at D = 64 and 2048 at D = 128 (att_sw). A kernel with a
+// ring of stages computes the low word of stage 0 once and adds the stage's offset to the start field (bytes / 16,
+// no carry, see above): one shuffle and one move per descriptor and step instead of also masking, shifting and
+// or-ing the address.
+#define ATT_WG_DESC_HI128 ((128ull << 32) | (1ull << 62))
+template <int D>
+__device__ __forceinline__ uint64_t att_wg_desc(uint32_t lo) {
+    return (D == 64 ? ATT_WG_DESC_HI : ATT_WG_DESC_HI128) | att_uniform(lo);
+}
 template <int NT>
 __device__ __forceinline__ void att_wgmma_abt64_issue_d(float (&acc)[NT][4], uint64_t da, uint64_t db) {
     static_assert(NT == 16 || NT == 8 || NT == 4, "n = 128, 64 or 32");
@@ -424,24 +429,7 @@ __device__ __forceinline__ void att_wgmma_abt64_issue_d(float (&acc)[NT][4], uin
     }
 #endif
 }
-template <int NT>
-__device__ __forceinline__ void att_wgmma_abt64_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
-    att_wgmma_abt64_issue_d(acc, att_wg_desc_k(sA), att_wg_desc_k(sB));
-}
-template <int NT>
-__device__ __forceinline__ void att_wgmma_abt64(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
-    att_wg_fence();
-    att_wgmma_abt64_issue(acc, sA, sB);
-    att_wg_commit_wait();
-    att_wg_keep(acc);
-}
-// D = 128 tiles (att_sw): 8-row groups 2048 bytes apart (stride field 128). The descriptor of either head dim
-// from its low word (K-major: att_wg_desc_lo; MN-major: att_wg_desc_mn_lo_d).
-#define ATT_WG_DESC_HI128 ((128ull << 32) | (1ull << 62))
-template <int D>
-__device__ __forceinline__ uint64_t att_wg_desc_d(uint32_t lo) {
-    return (D == 64 ? ATT_WG_DESC_HI : ATT_WG_DESC_HI128) | att_uniform(lo);
-}
+// D = 128: the k steps 4-7 in the right halves of the tiles (ATT_WG_ABT8)
 template <int NT>
 __device__ __forceinline__ void att_wgmma_abt128_issue_d(float (&acc)[NT][4], uint64_t da, uint64_t db) {
     static_assert(NT == 16 || NT == 8 || NT == 4, "n = 128, 64 or 32");
@@ -461,16 +449,16 @@ __device__ __forceinline__ void att_wgmma_abt128_issue_d(float (&acc)[NT][4], ui
     }
 #endif
 }
-// acc = A * B^T for [rows][D] tiles of either head dim, from descriptors (att_wg_desc_d)
+// acc = A * B^T for [rows][D] tiles of either head dim, from descriptors (att_wg_desc<D>), from shared addresses,
+// or from shared addresses and waited for
 template <int D, int NT>
 __device__ __forceinline__ void att_wgmma_abt_issue_d(float (&acc)[NT][4], uint64_t da, uint64_t db) {
     if constexpr (D == 64) att_wgmma_abt64_issue_d(acc, da, db);
     else att_wgmma_abt128_issue_d(acc, da, db);
 }
-// acc = A * B^T for [rows][D] tiles of either head dim (issue only, or issue and wait)
 template <int D, int NT>
 __device__ __forceinline__ void att_wgmma_abt_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
-    att_wgmma_abt_issue_d<D>(acc, att_wg_desc_d<D>(att_wg_desc_lo(sA)), att_wg_desc_d<D>(att_wg_desc_lo(sB)));
+    att_wgmma_abt_issue_d<D>(acc, att_wg_desc<D>(att_wg_desc_lo(sA)), att_wg_desc<D>(att_wg_desc_lo(sB)));
 }
 template <int D, int NT>
 __device__ __forceinline__ void att_wgmma_abt(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
@@ -480,18 +468,18 @@ __device__ __forceinline__ void att_wgmma_abt(float (&acc)[NT][4], uint32_t sA, 
     att_wg_keep(acc);
 }
 
-// B operand read "transposed" (MN-major): B[k][n] = tile row k, column n of a [rows][64] swizzled tile (V, K, Q or
-// dO in P V, dS K, P^T dO, dS^T Q). The atoms are the same 8 rows x 128 bytes; the next 8 k-rows are 1024 bytes
-// on. With n = 64 there is only one atom along n, so the leading (n) and stride (k) offsets are both 1024 bytes.
-// (low word; the high word is ATT_WG_DESC_HI's)
-__device__ __forceinline__ uint32_t att_wg_desc_mn_lo(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | (64u << 16); }
+// B operand read "transposed" (MN-major): B[k][n] = tile row k, column n of a [rows][D] swizzled tile (V, K, Q or
+// dO in P V, dS K, P^T dO, dS^T Q). The atoms are the same 8 rows x 128 bytes; the next 8 k-rows are 1024 bytes on
+// (D = 128: 2048). A product is n = 64 wide (at D = 128, one per half of the tile), so there is only one atom along
+// n, and the leading (n) and stride (k) offsets are both set to the k stride. (low word; high word: att_wg_desc)
+template <int D>
+__device__ __forceinline__ uint32_t att_wg_desc_mn_lo(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | ((uint32_t)D << 16); }
 // acc (64 x 64 per warpgroup) += A (64 x 16NK; each warp its 16 rows; a[kk] is the k step kk in the mma.sync
 // A-fragment order: a[kk][0] row g k 2tq.., [1] row g+8, [2] row g k 2tq+8.., [3] row g+8 k 2tq+8..) * B (16NK x 64:
 // tile rows 0..16NK-1 at sB; k step kk reads rows 16kk.., 2048 bytes = 128 start units on). NK = 2 or 4 wgmma in one
 // asm block (see ATT_WG_ABT4). Issue only: the caller brackets a batch with att_wg_fence() / att_wg_commit_wait()
 // (a must stay untouched until then).
 #define ATT_WG_AV(A, DB) "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ATT_WG_ACC32 ", " A ", " DB ", p, 1, 1, 1;\n"
-__device__ __forceinline__ uint64_t att_wg_desc_v(uint32_t saddr) { return att_wg_desc(att_wg_desc_mn_lo(saddr)); }
 // (KS = start units per 16 k rows: 128 for D = 64 tiles, 256 for D = 128 tiles, whose 8-row groups are 2048 bytes)
 template <int NK, int KS = 128>
 __device__ __forceinline__ void att_wgmma_av64_d(float (&acc)[8][4], const uint32_t (&a)[NK][4], uint64_t db) {
@@ -517,15 +505,8 @@ __device__ __forceinline__ void att_wgmma_av64_d(float (&acc)[8][4], const uint3
     }
 #endif
 }
-template <int NK>
-__device__ __forceinline__ void att_wgmma_av64(float (&acc)[8][4], const uint32_t (&a)[NK][4], uint32_t sB) {
-    att_wgmma_av64_d(acc, a, att_wg_desc_v(sB));
-}
 // acc (64 x D per warpgroup) += A * B for a [rows][D] tile B of either head dim. D = 128: two m64n64 products,
-// one per half of the tile (head dims 0-63 into acc[0..7], 64-127 into acc[8..15]); each half has one 128-byte
-// atom along n, so only the k stride (2048 bytes, set in both offset fields) matters.
-template <int D>
-__device__ __forceinline__ uint32_t att_wg_desc_mn_lo_d(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | ((uint32_t)D << 16); }
+// one per half of the tile (head dims 0-63 into acc[0..7], 64-127 into acc[8..15]).
 template <int D, int NK>
 __device__ __forceinline__ void att_wgmma_av_d(float (&acc)[D / 8][4], const uint32_t (&a)[NK][4], uint64_t db) {
     if constexpr (D == 64) {
@@ -537,7 +518,7 @@ __device__ __forceinline__ void att_wgmma_av_d(float (&acc)[D / 8][4], const uin
 }
 template <int D, int NK>
 __device__ __forceinline__ void att_wgmma_av(float (&acc)[D / 8][4], const uint32_t (&a)[NK][4], uint32_t sB) {
-    att_wgmma_av_d<D>(acc, a, att_wg_desc_d<D>(att_wg_desc_mn_lo_d<D>(sB)));
+    att_wgmma_av_d<D>(acc, a, att_wg_desc<D>(att_wg_desc_mn_lo<D>(sB)));
 }
 #undef ATT_WG_AV
 #undef ATT_WG_R32
@@ -845,7 +826,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     if (!WG) att_load_afrag<D>(qf, sQ, warp * 16, lane);
     const uint32_t sQg = att_smem_addr(sQ + (warp >> 2) * 64 * D);
     // (PIPE) the descriptor of this warpgroup's Q and the low word of stage 0's K descriptor, built once
-    const uint64_t dQg = PIPE ? att_wg_desc_d<D>(att_wg_desc_lo(sQg)) : 0;
+    const uint64_t dQg = PIPE ? att_wg_desc<D>(att_wg_desc_lo(sQg)) : 0;
     const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK));
     int row[2] = {r0w + g, r0w + g + 8};
     bool rvalid[2] = {row[0] < T, row[1] < T};
@@ -994,9 +975,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                     // zero-filled rows; tile_work ignores what it does not see): a wgmma in a branch would still be in
                     // flight where the branches merge, and ptxas would serialise them all (C7520).
                     att_wg_fence();
-                    att_wgmma_abt_issue_d<D>(s0, dQg, att_wg_desc_d<D>(kLo));
+                    att_wgmma_abt_issue_d<D>(s0, dQg, att_wg_desc<D>(kLo));
                     att_wg_commit();
-                    att_wgmma_abt_issue_d<D>(s1, dQg, att_wg_desc_d<D>(kLo + BN * D * 2 / 16));
+                    att_wgmma_abt_issue_d<D>(s1, dQg, att_wg_desc<D>(kLo + BN * D * 2 / 16));
                     att_wg_commit();
                     att_wg_wait<1>();
                     att_wg_keep(s0);
@@ -1248,8 +1229,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     float rs_p[2] = {0.0f, 0.0f}, rs_u[2] = {0.0f, 0.0f};
     unsigned int nnz = 0;
     // (wgmma) the descriptor of this warpgroup's Q and the low words of the K and V descriptors of stage 0, built once
-    const uint64_t dQa = WG ? att_wg_desc_d<D>(att_wg_desc_lo(att_smem_addr(sQ + (warp >> 2) * 64 * D))) : 0;
-    const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK)), vLo0 = att_wg_desc_mn_lo_d<D>(att_smem_addr(sV)); // stage 0
+    const uint64_t dQa = WG ? att_wg_desc<D>(att_wg_desc_lo(att_smem_addr(sQ + (warp >> 2) * 64 * D))) : 0;
+    const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK)), vLo0 = att_wg_desc_mn_lo<D>(att_smem_addr(sV)); // stage 0
     int st = 0;
     while (kt < nkt) {
         int n2 = n1 < nkt ? next_tile(n1) : nkt;
@@ -1314,15 +1295,15 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                 float s0[4][4], s1[4][4];
                 uint32_t pa0[2][4], ua0[2][4], pa1[2][4], ua1[2][4];
                 att_wg_fence();
-                att_wgmma_abt_issue_d<D>(s0, dQa, att_wg_desc_d<D>(kLo));
+                att_wgmma_abt_issue_d<D>(s0, dQa, att_wg_desc<D>(kLo));
                 att_wg_commit();
-                att_wgmma_abt_issue_d<D>(s1, dQa, att_wg_desc_d<D>(kLo + HALF));
+                att_wgmma_abt_issue_d<D>(s1, dQa, att_wg_desc<D>(kLo + HALF));
                 att_wg_commit();
                 att_wg_wait<1>();
                 att_wg_keep(s0);
                 half_pu(s0, k0, pa0, ua0);
                 att_wg_fence();
-                const uint64_t dV = att_wg_desc_d<D>(vLo);
+                const uint64_t dV = att_wg_desc<D>(vLo);
                 att_wgmma_av_d<D>(oacc, pa0, dV);
                 att_wgmma_av_d<D>(o2acc, ua0, dV);
                 att_wg_commit();
@@ -1330,7 +1311,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                 att_wg_keep(s1);
                 half_pu(s1, k0 + 32, pa1, ua1);
                 att_wg_fence();
-                const uint64_t dV1 = att_wg_desc_d<D>(vLo + HALF);
+                const uint64_t dV1 = att_wg_desc<D>(vLo + HALF);
                 att_wgmma_av_d<D>(oacc, pa1, dV1);
                 att_wgmma_av_d<D>(o2acc, ua1, dV1);
                 att_wg_commit_wait();
