@@ -410,52 +410,30 @@ template <int D>
 __device__ __forceinline__ uint64_t att_wg_desc(uint32_t lo) {
     return (D == 64 ? ATT_WG_DESC_HI : ATT_WG_DESC_HI128) | att_uniform(lo);
 }
-template <int NT>
-__device__ __forceinline__ void att_wgmma_abt64_issue_d(float (&acc)[NT][4], uint64_t da, uint64_t db) {
-    static_assert(NT == 16 || NT == 8 || NT == 4, "n = 128, 64 or 32");
-#if ATT_WGMMA
-    if constexpr (NT == 16) {
-        asm volatile(ATT_WG_ABT4("m64n128k16", ATT_WG_ACC64, "%64", "%65")
-                     : ATT_WG_R32(0), ATT_WG_R32(4), ATT_WG_R32(8), ATT_WG_R32(12)
-                     : "l"(da), "l"(db));
-    } else if constexpr (NT == 8) {
-        asm volatile(ATT_WG_ABT4("m64n64k16", ATT_WG_ACC32, "%32", "%33")
-                     : ATT_WG_R32(0), ATT_WG_R32(4)
-                     : "l"(da), "l"(db));
-    } else {
-        asm volatile(ATT_WG_ABT4("m64n32k16", ATT_WG_ACC16, "%16", "%17")
-                     : ATT_WG_R32(0)
-                     : "l"(da), "l"(db));
+// acc = A * B^T for [rows][D] tiles of either head dim (D = 128: ATT_WG_ABT8, the k steps 4-7 in the right halves
+// of the tiles), from descriptors (att_wg_desc<D>), from shared addresses, or from shared addresses and waited for
+#define ATT_WG_ABT_NT(ABT)                                                                                           \
+    if constexpr (NT == 16) {                                                                                        \
+        asm volatile(ABT("m64n128k16", ATT_WG_ACC64, "%64", "%65")                                                   \
+                     : ATT_WG_R32(0), ATT_WG_R32(4), ATT_WG_R32(8), ATT_WG_R32(12)                                   \
+                     : "l"(da), "l"(db));                                                                            \
+    } else if constexpr (NT == 8) {                                                                                  \
+        asm volatile(ABT("m64n64k16", ATT_WG_ACC32, "%32", "%33") : ATT_WG_R32(0), ATT_WG_R32(4) : "l"(da), "l"(db)); \
+    } else {                                                                                                         \
+        asm volatile(ABT("m64n32k16", ATT_WG_ACC16, "%16", "%17") : ATT_WG_R32(0) : "l"(da), "l"(db));                \
     }
-#endif
-}
-// D = 128: the k steps 4-7 in the right halves of the tiles (ATT_WG_ABT8)
-template <int NT>
-__device__ __forceinline__ void att_wgmma_abt128_issue_d(float (&acc)[NT][4], uint64_t da, uint64_t db) {
-    static_assert(NT == 16 || NT == 8 || NT == 4, "n = 128, 64 or 32");
-#if ATT_WGMMA
-    if constexpr (NT == 16) {
-        asm volatile(ATT_WG_ABT8("m64n128k16", ATT_WG_ACC64, "%64", "%65")
-                     : ATT_WG_R32(0), ATT_WG_R32(4), ATT_WG_R32(8), ATT_WG_R32(12)
-                     : "l"(da), "l"(db));
-    } else if constexpr (NT == 8) {
-        asm volatile(ATT_WG_ABT8("m64n64k16", ATT_WG_ACC32, "%32", "%33")
-                     : ATT_WG_R32(0), ATT_WG_R32(4)
-                     : "l"(da), "l"(db));
-    } else {
-        asm volatile(ATT_WG_ABT8("m64n32k16", ATT_WG_ACC16, "%16", "%17")
-                     : ATT_WG_R32(0)
-                     : "l"(da), "l"(db));
-    }
-#endif
-}
-// acc = A * B^T for [rows][D] tiles of either head dim, from descriptors (att_wg_desc<D>), from shared addresses,
-// or from shared addresses and waited for
 template <int D, int NT>
 __device__ __forceinline__ void att_wgmma_abt_issue_d(float (&acc)[NT][4], uint64_t da, uint64_t db) {
-    if constexpr (D == 64) att_wgmma_abt64_issue_d(acc, da, db);
-    else att_wgmma_abt128_issue_d(acc, da, db);
+    static_assert(NT == 16 || NT == 8 || NT == 4, "n = 128, 64 or 32");
+#if ATT_WGMMA
+    if constexpr (D == 64) {
+        ATT_WG_ABT_NT(ATT_WG_ABT4)
+    } else {
+        ATT_WG_ABT_NT(ATT_WG_ABT8)
+    }
+#endif
 }
+#undef ATT_WG_ABT_NT
 template <int D, int NT>
 __device__ __forceinline__ void att_wgmma_abt_issue(float (&acc)[NT][4], uint32_t sA, uint32_t sB) {
     att_wgmma_abt_issue_d<D>(acc, att_wg_desc<D>(att_wg_desc_lo(sA)), att_wg_desc<D>(att_wg_desc_lo(sB)));
