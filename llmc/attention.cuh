@@ -309,11 +309,10 @@ __device__ __forceinline__ void att_mma_av2(float (&acc)[D / 8][4], float (&acc2
 __device__ __forceinline__ uint32_t att_uniform(uint32_t x) { return __shfl_sync(0xffffffffu, x, 0); }
 
 // descriptor of a K-major, 128-byte-swizzled bf16 operand at shared address saddr (1024-byte aligned atoms):
-// start >> 4 (bits 0-13), leading offset 1 (unused with this swizzle), stride 1024 B >> 4 between 8-row groups
-// (bits 32-45), swizzle mode 1 = 128B (bits 62-63)
-// The high word is a constant, and the k steps of one tile only move the start field (+2 per 32 bytes: the field
-// is < 0x3900 for any shared address, so the add never carries out of it).
-#define ATT_WG_DESC_HI ((64ull << 32) | (1ull << 62))
+// start >> 4 (bits 0-13), leading offset 1 (unused with this swizzle), stride between 8-row groups >> 4 (bits
+// 32-45: 8 rows x 2D bytes, i.e. D units), swizzle mode 1 = 128B (bits 62-63)
+// The high word is a constant per head dim, and the k steps of one tile only move the start field (+2 per 32
+// bytes: the field is < 0x3900 for any shared address, so the add never carries out of it).
 __device__ __forceinline__ uint32_t att_wg_desc_lo(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | (1u << 16); }
 
 __device__ __forceinline__ void att_wg_fence() {
@@ -401,14 +400,13 @@ __device__ __forceinline__ void att_wg_keep(float (&r)[N][M]) {
 #define ATT_WG_R4(i) "+f"(acc[i][0]), "+f"(acc[i][1]), "+f"(acc[i][2]), "+f"(acc[i][3])
 #define ATT_WG_R32(i) ATT_WG_R4(i), ATT_WG_R4(i + 1), ATT_WG_R4(i + 2), ATT_WG_R4(i + 3)
 // A descriptor from its low word (K-major: att_wg_desc_lo; MN-major: att_wg_desc_mn_lo) and the head dim: the high
-// word holds the stride between 8-row groups, 1024 bytes at D = 64 and 2048 at D = 128 (att_sw). A kernel with a
-// ring of stages computes the low word of stage 0 once and adds the stage's offset to the start field (bytes / 16,
-// no carry, see above): one shuffle and one move per descriptor and step instead of also masking, shifting and
-// or-ing the address.
-#define ATT_WG_DESC_HI128 ((128ull << 32) | (1ull << 62))
+// word holds the stride between 8-row groups, 1024 bytes at D = 64 and 2048 at D = 128 (att_sw), and the swizzle.
+// A kernel with a ring of stages computes the low word of stage 0 once and adds the stage's offset to the start
+// field (bytes / 16, no carry, see above): one shuffle and one move per descriptor and step instead of also
+// masking, shifting and or-ing the address.
 template <int D>
 __device__ __forceinline__ uint64_t att_wg_desc(uint32_t lo) {
-    return (D == 64 ? ATT_WG_DESC_HI : ATT_WG_DESC_HI128) | att_uniform(lo);
+    return ((uint64_t)D << 32) | (1ull << 62) | att_uniform(lo);
 }
 // acc = A * B^T for [rows][D] tiles of either head dim (D = 128: ATT_WG_ABT8, the k steps 4-7 in the right halves
 // of the tiles), from descriptors (att_wg_desc<D>), from shared addresses, or from shared addresses and waited for
@@ -1544,7 +1542,9 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
                                 s[nt][e] = pr;
                                 rs_p[e >> 1] += pr;
                             }
-                        if constexpr (WG) { // O += P V: one wgmma batch per tile, P from registers
+                        // O += P V, P as bf16 A fragments (one per 16-key step). wgmma: all four, one batch per
+                        // tile. mma.sync: one at a time (all four at once make sm_80 spill at D = 64).
+                        if constexpr (WG) {
                             uint32_t pa[4][4];
 #pragma unroll
                             for (int kk = 0; kk < 4; kk++) {
@@ -2142,21 +2142,21 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
             if (gdo) {
                 const uint32_t sKw = att_smem_addr(sK + (warp >> 2) * 64 * D), sVw = att_smem_addr(sV + (warp >> 2) * 64 * D);
 #pragma unroll 1
-                for (int half = 0; half < BQ / QS; half++) {
-                    const int q0h = i0 + QS * half;
-                    if (CAUSAL && q0h + QS - 1 < kg0) continue; // every query of the step before every key of the group
+                for (int step = 0; step < BQ / QS; step++) {
+                    const int qr = QS * step, q0s = i0 + qr; // rows qr .. qr + QS - 1 of the query tile
+                    if (CAUSAL && q0s + QS - 1 < kg0) continue; // every query of the step before every key of the group
                     float s[QS / 8][4], dp[QS / 8][4];
                     att_wg_fence(); // S^T and dP^T in one batch
-                    att_wgmma_abt_issue<D>(s, sKw, att_smem_addr(sQb + half * QS * D));
-                    att_wgmma_abt_issue<D>(dp, sVw, att_smem_addr(sdOb + half * QS * D));
+                    att_wgmma_abt_issue<D>(s, sKw, att_smem_addr(sQb + qr * D));
+                    att_wgmma_abt_issue<D>(dp, sVw, att_smem_addr(sdOb + qr * D));
                     att_wg_commit_wait();
                     att_wg_keep(s);
                     att_wg_keep(dp);
                     uint32_t pa[QS / 16][4], da[QS / 16][4];
-                    att_dkdv_frags<KIND, CAUSAL, QS / 8>(pa, da, s, dp, sThb + QS * half, sDlb + QS * half, q0h, key, T, tq, p);
+                    att_dkdv_frags<KIND, CAUSAL, QS / 8>(pa, da, s, dp, sThb + qr, sDlb + qr, q0s, key, T, tq, p);
                     att_wg_fence(); // dV += P^T dO, dK += dS^T Q
-                    att_wgmma_av<D>(dv, pa, att_smem_addr(sdOb + half * QS * D));
-                    att_wgmma_av<D>(dk, da, att_smem_addr(sQb + half * QS * D));
+                    att_wgmma_av<D>(dv, pa, att_smem_addr(sdOb + qr * D));
+                    att_wgmma_av<D>(dk, da, att_smem_addr(sQb + qr * D));
                     att_wg_commit_wait();
                     att_wg_keep(pa);
                     att_wg_keep(da);
