@@ -27,8 +27,7 @@
                      After niter passes it goes on (up to niter + 6) while some row has |f| > tol_cont (flat
                      rows, e.g. at initialisation). Writes stat = theta and the tile mask. 2 CTAs per SM.
                      Steps of 128 keys (two tiles) for alpha = 1.5 and causal alpha = 2 (att_tau_tiles). On
-                     sm_90a at D = 64 this kernel and the next get K (and V) by TMA, into rings guarded by
-                     mbarriers.
+                     sm_90a this kernel and the next get K (and V) by TMA, into rings guarded by mbarriers.
    attn_out_kernel   (entmax) output pass over the live tiles: O, O2, sum p, sum u; 2 CTAs per SM at D = 64.
                      A row with |sum p - 1| > 1e-3 gets stat = NaN instead of O (rare), and
    attn_fwd_kernel   in redo mode (a small grid that scans stat for NaN) solves those 128-row tiles from scratch
@@ -445,58 +444,77 @@ __device__ __forceinline__ void att_wgmma_abt(float (&acc)[NT][4], uint32_t sA, 
 }
 
 // B operand read "transposed" (MN-major): B[k][n] = tile row k, column n of a [rows][D] swizzled tile (V, K, Q or
-// dO in P V, dS K, P^T dO, dS^T Q). The atoms are the same 8 rows x 128 bytes; the next 8 k-rows are 1024 bytes on
-// (D = 128: 2048). A product is n = 64 wide (at D = 128, one per half of the tile), so there is only one atom along
-// n, and the leading (n) and stride (k) offsets are both set to the k stride. (low word; high word: att_wg_desc)
-template <int D>
-__device__ __forceinline__ uint32_t att_wg_desc_mn_lo(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | ((uint32_t)D << 16); }
+// dO in P V, dS K, P^T dO, dS^T Q). The atoms are the same 8 rows x 128 bytes (64 columns); the next 8 k-rows are
+// 1024 bytes on (D = 128: 2048; the stride offset, in the high word: att_wg_desc), and at D = 128 the atom of
+// columns 64-127 is 1024 bytes after that of columns 0-63 (the leading offset, 64 units; at D = 64 there is only
+// one atom along n and the field is not read). (low word)
+__device__ __forceinline__ uint32_t att_wg_desc_mn_lo(uint32_t saddr) { return ((saddr & 0x3FFFFu) >> 4) | (64u << 16); }
 // acc (64 x 64 per warpgroup) += A (64 x 16NK; each warp its 16 rows; a[kk] is the k step kk in the mma.sync
 // A-fragment order: a[kk][0] row g k 2tq.., [1] row g+8, [2] row g k 2tq+8.., [3] row g+8 k 2tq+8..) * B (16NK x 64:
 // tile rows 0..16NK-1 at sB; k step kk reads rows 16kk.., 2048 bytes = 128 start units on). NK = 2 or 4 wgmma in one
 // asm block (see ATT_WG_ABT4). Issue only: the caller brackets a batch with att_wg_fence() / att_wg_commit_wait()
 // (a must stay untouched until then).
 #define ATT_WG_AV(A, DB) "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ATT_WG_ACC32 ", " A ", " DB ", p, 1, 1, 1;\n"
-// (KS = start units per 16 k rows: 128 for D = 64 tiles, 256 for D = 128 tiles, whose 8-row groups are 2048 bytes)
-template <int NK, int KS = 128>
+template <int NK>
 __device__ __forceinline__ void att_wgmma_av64_d(float (&acc)[8][4], const uint32_t (&a)[NK][4], uint64_t db) {
     static_assert(NK == 2 || NK == 4, "2 or 4 k steps");
 #if ATT_WGMMA
     if constexpr (NK == 2) {
-        asm volatile("{\n.reg .pred p;\n.reg .b64 b1;\nsetp.ne.b32 p, 1, 0;\nadd.s64 b1, %40, %41;\n"
+        asm volatile("{\n.reg .pred p;\n.reg .b64 b1;\nsetp.ne.b32 p, 1, 0;\nadd.s64 b1, %40, 128;\n"
                      ATT_WG_AV("{%32,%33,%34,%35}", "%40") ATT_WG_AV("{%36,%37,%38,%39}", "b1") "}\n"
                      : ATT_WG_R32(0), ATT_WG_R32(4)
                      : "r"(a[0][0]), "r"(a[0][1]), "r"(a[0][2]), "r"(a[0][3]),
-                       "r"(a[1][0]), "r"(a[1][1]), "r"(a[1][2]), "r"(a[1][3]), "l"(db), "n"(KS));
+                       "r"(a[1][0]), "r"(a[1][1]), "r"(a[1][2]), "r"(a[1][3]), "l"(db));
     } else {
         asm volatile("{\n.reg .pred p;\n.reg .b64 b1, b2, b3;\nsetp.ne.b32 p, 1, 0;\n"
-                     "add.s64 b1, %48, %49;\nadd.s64 b2, %48, %50;\nadd.s64 b3, %48, %51;\n"
+                     "add.s64 b1, %48, 128;\nadd.s64 b2, %48, 256;\nadd.s64 b3, %48, 384;\n"
                      ATT_WG_AV("{%32,%33,%34,%35}", "%48") ATT_WG_AV("{%36,%37,%38,%39}", "b1")
                      ATT_WG_AV("{%40,%41,%42,%43}", "b2") ATT_WG_AV("{%44,%45,%46,%47}", "b3") "}\n"
                      : ATT_WG_R32(0), ATT_WG_R32(4)
                      : "r"(a[0][0]), "r"(a[0][1]), "r"(a[0][2]), "r"(a[0][3]),
                        "r"(a[1][0]), "r"(a[1][1]), "r"(a[1][2]), "r"(a[1][3]),
                        "r"(a[2][0]), "r"(a[2][1]), "r"(a[2][2]), "r"(a[2][3]),
-                       "r"(a[3][0]), "r"(a[3][1]), "r"(a[3][2]), "r"(a[3][3]), "l"(db), "n"(KS), "n"(2 * KS),
-                       "n"(3 * KS));
+                       "r"(a[3][0]), "r"(a[3][1]), "r"(a[3][2]), "r"(a[3][3]), "l"(db));
     }
 #endif
 }
-// acc (64 x D per warpgroup) += A * B for a [rows][D] tile B of either head dim. D = 128: two m64n64 products,
-// one per half of the tile (head dims 0-63 into acc[0..7], 64-127 into acc[8..15]).
+// the same for a D = 128 tile, one m64n128 product per k step (both halves, 2 atoms along n): acc 64 x 128
+#define ATT_WG_AV128(A, DB) "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ATT_WG_ACC64 ", " A ", " DB ", p, 1, 1, 1;\n"
+template <int NK>
+__device__ __forceinline__ void att_wgmma_av128_d(float (&acc)[16][4], const uint32_t (&a)[NK][4], uint64_t db) {
+    static_assert(NK == 2 || NK == 4, "2 or 4 k steps");
+#if ATT_WGMMA
+    if constexpr (NK == 2) {
+        asm volatile("{\n.reg .pred p;\n.reg .b64 b1;\nsetp.ne.b32 p, 1, 0;\nadd.s64 b1, %72, 256;\n"
+                     ATT_WG_AV128("{%64,%65,%66,%67}", "%72") ATT_WG_AV128("{%68,%69,%70,%71}", "b1") "}\n"
+                     : ATT_WG_R32(0), ATT_WG_R32(4), ATT_WG_R32(8), ATT_WG_R32(12)
+                     : "r"(a[0][0]), "r"(a[0][1]), "r"(a[0][2]), "r"(a[0][3]),
+                       "r"(a[1][0]), "r"(a[1][1]), "r"(a[1][2]), "r"(a[1][3]), "l"(db));
+    } else {
+        asm volatile("{\n.reg .pred p;\n.reg .b64 b1, b2, b3;\nsetp.ne.b32 p, 1, 0;\n"
+                     "add.s64 b1, %80, 256;\nadd.s64 b2, %80, 512;\nadd.s64 b3, %80, 768;\n"
+                     ATT_WG_AV128("{%64,%65,%66,%67}", "%80") ATT_WG_AV128("{%68,%69,%70,%71}", "b1")
+                     ATT_WG_AV128("{%72,%73,%74,%75}", "b2") ATT_WG_AV128("{%76,%77,%78,%79}", "b3") "}\n"
+                     : ATT_WG_R32(0), ATT_WG_R32(4), ATT_WG_R32(8), ATT_WG_R32(12)
+                     : "r"(a[0][0]), "r"(a[0][1]), "r"(a[0][2]), "r"(a[0][3]),
+                       "r"(a[1][0]), "r"(a[1][1]), "r"(a[1][2]), "r"(a[1][3]),
+                       "r"(a[2][0]), "r"(a[2][1]), "r"(a[2][2]), "r"(a[2][3]),
+                       "r"(a[3][0]), "r"(a[3][1]), "r"(a[3][2]), "r"(a[3][3]), "l"(db));
+    }
+#endif
+}
+// acc (64 x D per warpgroup) += A * B for a [rows][D] tile B of either head dim
 template <int D, int NK>
 __device__ __forceinline__ void att_wgmma_av_d(float (&acc)[D / 8][4], const uint32_t (&a)[NK][4], uint64_t db) {
-    if constexpr (D == 64) {
-        att_wgmma_av64_d(acc, a, db);
-    } else {
-        att_wgmma_av64_d<NK, 256>(*reinterpret_cast<float(*)[8][4]>(&acc[0][0]), a, db);
-        att_wgmma_av64_d<NK, 256>(*reinterpret_cast<float(*)[8][4]>(&acc[8][0]), a, db + 64);
-    }
+    if constexpr (D == 64) att_wgmma_av64_d(acc, a, db);
+    else att_wgmma_av128_d(acc, a, db);
 }
 template <int D, int NK>
 __device__ __forceinline__ void att_wgmma_av(float (&acc)[D / 8][4], const uint32_t (&a)[NK][4], uint32_t sB) {
-    att_wgmma_av_d<D>(acc, a, att_wg_desc<D>(att_wg_desc_mn_lo<D>(sB)));
+    att_wgmma_av_d<D>(acc, a, att_wg_desc<D>(att_wg_desc_mn_lo(sB)));
 }
 #undef ATT_WG_AV
+#undef ATT_WG_AV128
 #undef ATT_WG_R32
 #undef ATT_WG_R4
 #undef ATT_WG_ACC64
@@ -531,9 +549,9 @@ __device__ __forceinline__ void att_mbar_init_fence() {
 }
 // a ring of ns stages: full[i] fills on one expect_tx arrival plus its bytes, empty[i] on empty_count arrivals
 // (one per warp). Thread 0 calls it; the inits are visible after the next barrier.
-__device__ __forceinline__ void att_mbar_ring_init(uint64_t* full, uint64_t* empty, int ns, int empty_count) {
+__device__ __forceinline__ void att_mbar_ring_init(uint64_t* full, uint64_t* empty, int ns, int full_count, int empty_count) {
     for (int i = 0; i < ns; i++) {
-        att_mbar_init(&full[i], 1);
+        att_mbar_init(&full[i], full_count);
         att_mbar_init(&empty[i], empty_count);
     }
     att_mbar_init_fence();
@@ -565,6 +583,32 @@ __device__ __forceinline__ void att_tma_load4(void* dst, const void* tmap, int c
                  ::"r"(att_smem_addr(dst)), "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(att_smem_addr(bar))
                  : "memory");
 #endif
+}
+
+// The producers of a TMA ring stage. D = 64: thread 0, one box of ROWS x 64 per tile. D = 128: lane 0 of every warp;
+// a tile is two 128-byte-swizzled halves per 8-row group (att_sw), which a tensor copy can only write as one
+// 8 x 64 box each, so the 2 ROWS / 8 boxes are spread over the warps (each producer waits for the stage to be
+// free, then arrives on its full barrier with the bytes of its own boxes).
+template <int D> __host__ __device__ constexpr int att_tma_producers() { return D == 64 ? 1 : ATT_WARPS; }
+// the boxes of producer w (0 .. att_tma_producers<D>() - 1) that bring rows r0 .. r0 + ROWS - 1 of head (h, b) into
+// the tile at dst, completing on bar; each producer delivers att_tma_bytes<D, ROWS>() bytes
+template <int D, int ROWS> __host__ __device__ constexpr uint32_t att_tma_bytes() {
+    return ROWS * D * 2 / att_tma_producers<D>();
+}
+template <int D, int ROWS>
+__device__ __forceinline__ void att_tma_tile(att_bf16* dst, const void* tmap, int r0, int h, int b, uint64_t* bar, int w) {
+    if constexpr (D == 64) {
+        att_tma_load4(dst, tmap, 0, r0, h, b, bar);
+    } else {
+        static_assert(ROWS % (8 * ATT_WARPS) == 0, "whole 8-row groups per producer");
+#pragma unroll
+        for (int i = 0; i < ROWS / (8 * ATT_WARPS); i++) {
+            const int grp = w + i * ATT_WARPS;
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++)
+                att_tma_load4(dst + grp * 8 * D + hf * 512, tmap, 64 * hf, r0 + 8 * grp, h, b, bar);
+        }
+    }
 }
 
 __device__ __forceinline__ float att_quad_sum(float x) {
@@ -664,8 +708,9 @@ __device__ __forceinline__ void att_wg_check_align(const void* smem) {
 // kernel parameters
 
 typedef struct {
-    // sm_90a, D = 64: K and V as 4-D tensors (d, t, h, b) for TMA (attn_encode_tmap), in boxes of 128 keys
-    // (attn_tau_kernel) and 64 keys (attn_out_kernel); the kernels take the parameters as __grid_constant__
+    // sm_90a: K and V as 4-D tensors (d, t, h, b) for TMA (attn_encode_tmap), at D = 64 in boxes of 128 keys
+    // (attn_tau_kernel) and 64 keys (attn_out_kernel), at D = 128 all three in boxes of 8 keys x 64 dims
+    // (att_tma_tile); the kernels take the parameters as __grid_constant__
     CUtensorMap tmap_k128, tmap_k64, tmap_v64;
     const att_bf16* q; const att_bf16* k; const att_bf16* v;
     att_bf16* o; att_bf16* o2;
@@ -718,11 +763,11 @@ __host__ __device__ constexpr int att_tau_tiles(int kind, bool causal) {
 // ring stages of attn_tau_kernel and attn_out_kernel as the host sizes their shared memory: the host passes
 // tma = 1 on compute capability 9.x, where the sm_90a build runs (allocating for the TMA layout where a kernel then
 // uses the cp.async one is harmless)
-static inline int attn_ring_stages(int D, int tma) { return tma && D == 64 ? ATT_TAU_TMA_STAGES : ATT_STAGES; }
+static inline int attn_ring_stages(int tma) { return tma ? ATT_TAU_TMA_STAGES : ATT_STAGES; }
 // shared memory of attn_tau_kernel
 static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, int tma) {
     const int bk = att_tau_tiles(kind, causal != 0) * ATT_BN;
-    const int ns = attn_ring_stages(D, tma);
+    const int ns = attn_ring_stages(tma);
     return (ATT_BM * D + ns * bk * D) * 2 + 2 * ns * 8 + (ATT_WARPS + ATT_THREADS * 8) * 4 + ATT_WARPS * n64_tracked * 4;
 }
 
@@ -735,11 +780,13 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     // scores of the first while the tensor cores compute the second. (Keeping a group in flight across the loop's
     // back edge as well, for full overlap, makes ptxas serialise every wgmma of the kernel: C7514.)
     constexpr bool PIPE = WG && NH == 2;
-    // TMA (with wgmma): thread 0 loads each K step with one tensor copy into a 4-stage ring, and the warps wait on
-    // the stage's mbarrier instead of a CTA barrier, so the two warpgroups drift apart by up to two steps and no
-    // thread spends instructions on copies (D = 64; the tensor maps are built for it). Elsewhere a 3-stage
-    // cp.async ring with one barrier per step.
-    constexpr bool TMA = WG && D == 64;
+    // TMA (with wgmma): the producers (att_tma_producers: thread 0 at D = 64, lane 0 of every warp at D = 128) load
+    // each K step by tensor copies into a 4-stage ring, and the warps wait on the stage's mbarrier instead of a CTA
+    // barrier, so the two warpgroups drift apart by up to two steps and the warps spend few instructions on copies.
+    // Elsewhere (sm_80) a 3-stage cp.async ring with one barrier per step.
+    constexpr bool TMA = WG;
+    constexpr int NPROD = att_tma_producers<D>();
+    const bool producer = TMA && (threadIdx.x & 31) == 0 && (int)(threadIdx.x >> 5) < NPROD;
     const void* const tmap_k = NH == 2 ? (const void*)&p.tmap_k128 : (const void*)&p.tmap_k64;
     constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
     extern __shared__ __align__(128) unsigned char att_smem[];
@@ -774,13 +821,13 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     int ld_step = nst > 1 ? 1 : 0;
     uint32_t ld_ph = 0, ph = 0;
     if constexpr (TMA) {
-        if (tid == 0) att_mbar_ring_init(bar_full, bar_empty, NS, NW);
+        if (tid == 0) att_mbar_ring_init(bar_full, bar_empty, NS, NPROD, NW);
         __syncthreads();
-        if (tid == 0) {
-            att_mbar_expect_tx(&bar_full[0], BK * D * 2);
-            att_tma_load4(sK, tmap_k, 0, 0, h, b, &bar_full[0]);
-            att_mbar_expect_tx(&bar_full[1], BK * D * 2);
-            att_tma_load4(sK + BK * D, tmap_k, 0, ld_step * BK, h, b, &bar_full[1]);
+        if (producer) {
+            att_mbar_expect_tx(&bar_full[0], att_tma_bytes<D, BK>());
+            att_tma_tile<D, BK>(sK, tmap_k, 0, h, b, &bar_full[0], warp);
+            att_mbar_expect_tx(&bar_full[1], att_tma_bytes<D, BK>());
+            att_tma_tile<D, BK>(sK + BK * D, tmap_k, ld_step * BK, h, b, &bar_full[1], warp);
         }
         att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
         att_cp_commit();
@@ -922,10 +969,10 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                 // prefetch step + 2 (the step of the next pass when this one ends; what is loaded past the last
                 // pass is waited for at the end)
                 if constexpr (TMA) {
-                    if (tid == 0) {
+                    if (producer) {
                         att_mbar_wait(&bar_empty[ld_stage], ld_ph ^ 1u); // its reads of step s - 2 are done
-                        att_mbar_expect_tx(&bar_full[ld_stage], BK * D * 2);
-                        att_tma_load4(sK + ld_stage * BK * D, tmap_k, 0, ld_step * BK, h, b, &bar_full[ld_stage]);
+                        att_mbar_expect_tx(&bar_full[ld_stage], att_tma_bytes<D, BK>());
+                        att_tma_tile<D, BK>(sK + ld_stage * BK * D, tmap_k, ld_step * BK, h, b, &bar_full[ld_stage], warp);
                     }
                     if (ld_stage == NS - 1) ld_ph ^= 1u;
                     att_mbar_wait(&bar_full[stage], ph);
@@ -1113,7 +1160,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 #endif
 // shared memory of attn_out_kernel
 static inline int attn_out_smem(int D, int mask_words, int tma) {
-    const int ns = attn_ring_stages(D, tma);
+    const int ns = attn_ring_stages(tma);
     return (ATT_BM * D + 2 * ns * ATT_BN * D) * 2 + 2 * ns * 8 + 3 * mask_words * 4;
 }
 
@@ -1123,9 +1170,11 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     // sm_90a: S = Q K^T, O += P V and O2 += U V by wgmma, one warpgroup = 64 query rows = one mask half (warps
     // 4wg..4wg+3)
     constexpr bool WG = ATT_WGMMA;
-    // TMA (with WG, D = 64): thread 0 loads K and V of each live tile by TMA into a 4-stage ring guarded by
+    // TMA (with WG): the producers load K and V of each live tile by tensor copies into a 4-stage ring guarded by
     // mbarriers, as in attn_tau_kernel; elsewhere a 3-stage cp.async ring with one barrier per tile
-    constexpr bool TMA = WG && D == 64;
+    constexpr bool TMA = WG;
+    constexpr int NPROD = att_tma_producers<D>();
+    const bool producer = TMA && (threadIdx.x & 31) == 0 && (int)(threadIdx.x >> 5) < NPROD;
     constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
@@ -1156,7 +1205,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     const att_bf16* gv = p.v + (long long)b * p.v_sb + (long long)h * p.v_sh;
 
     if constexpr (TMA) {
-        if (tid == 0) att_mbar_ring_init(bar_full, bar_empty, NS, ATT_WARPS); // (visible after the barrier below)
+        if (tid == 0) att_mbar_ring_init(bar_full, bar_empty, NS, NPROD, ATT_WARPS); // (visible after the barrier below)
     }
     att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
     att_cp_commit();
@@ -1175,11 +1224,11 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     uint32_t ld_ph = 0, ph = 0;
     auto load_step = [&](int t, int st) {
         if constexpr (TMA) {
-            if (tid == 0 && t < nkt) {
+            if (producer && t < nkt) {
                 att_mbar_wait(&bar_empty[st], ld_ph ^ 1u); // every warp is done with the tile NS - 2 steps back
-                att_mbar_expect_tx(&bar_full[st], 2 * BN * D * 2);
-                att_tma_load4(sK + st * BN * D, &p.tmap_k64, 0, t * BN, h, b, &bar_full[st]);
-                att_tma_load4(sV + st * BN * D, &p.tmap_v64, 0, t * BN, h, b, &bar_full[st]);
+                att_mbar_expect_tx(&bar_full[st], 2 * att_tma_bytes<D, BN>());
+                att_tma_tile<D, BN>(sK + st * BN * D, &p.tmap_k64, t * BN, h, b, &bar_full[st], warp);
+                att_tma_tile<D, BN>(sV + st * BN * D, &p.tmap_v64, t * BN, h, b, &bar_full[st], warp);
             }
             if (st == NS - 1) ld_ph ^= 1u;
         } else {
@@ -1206,7 +1255,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     unsigned int nnz = 0;
     // (wgmma) the descriptor of this warpgroup's Q and the low words of the K and V descriptors of stage 0, built once
     const uint64_t dQa = WG ? att_wg_desc<D>(att_wg_desc_lo(att_smem_addr(sQ + (warp >> 2) * 64 * D))) : 0;
-    const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK)), vLo0 = att_wg_desc_mn_lo<D>(att_smem_addr(sV)); // stage 0
+    const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK)), vLo0 = att_wg_desc_mn_lo(att_smem_addr(sV)); // stage 0
     int st = 0;
     while (kt < nkt) {
         int n2 = n1 < nkt ? next_tile(n1) : nkt;
@@ -2225,8 +2274,8 @@ static inline int attn_check_common(const AttnArgs* a) {
     return ATTN_OK;
 }
 
-// The TMA tensor map of a (b, t, h, d) tensor: 4-D (d, t, h, b) with d contiguous, boxes of D x box_rows
-// elements, 128-byte swizzle (the att_sw layout), zeros past T. cuTensorMapEncodeTiled is a driver function that
+// The TMA tensor map of a (b, t, h, d) tensor: 4-D (d, t, h, b) with d contiguous, boxes of 64 x box_rows
+// elements (D = 128: one half of a row, see att_tma_tile), 128-byte swizzle (the att_sw layout), zeros past T. cuTensorMapEncodeTiled is a driver function that
 // only fills the 128-byte map on the host; it is fetched through the runtime, so nothing links libcuda.
 static inline int attn_encode_tmap(CUtensorMap* map, const AttnTensor* t, int B, int T, int H, int D, int box_rows) {
     static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
@@ -2243,7 +2292,7 @@ static inline int attn_encode_tmap(CUtensorMap* map, const AttnTensor* t, int B,
     }
     const cuuint64_t dims[4] = {(cuuint64_t)D, (cuuint64_t)T, (cuuint64_t)H, (cuuint64_t)B};
     const cuuint64_t strides[3] = {(cuuint64_t)t->st * 2, (cuuint64_t)t->sh * 2, (cuuint64_t)t->sb * 2}; // bytes
-    const cuuint32_t box[4] = {(cuuint32_t)D, (cuuint32_t)box_rows, 1, 1};
+    const cuuint32_t box[4] = {64, (cuuint32_t)box_rows, 1, 1};
     const cuuint32_t estr[4] = {1, 1, 1, 1};
     // The encoder is a driver call: it needs the device's context current on this thread, which the runtime
     // makes so only lazily (PyTorch runs the backward on its own thread, where nothing may have done it yet).
@@ -2340,14 +2389,15 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
     dim3 grid = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
     if (em.kind != ENTMAX_SOFTMAX && split) {
         // compute capability 9.x runs the sm_90a build, whose attn_tau_kernel and attn_out_kernel stream K and V
-        // through TMA at D = 64
+        // through TMA: in boxes of 128 and 64 keys at D = 64, of 8 keys x 64 dims at D = 128 (att_tma_tile)
         int dev = 0, cc = 0;
         if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev);
-        const int tma = cc == 9 && D == 64;
+        const int tma = cc == 9;
         if (tma) {
-            err = attn_encode_tmap(&p.tmap_k128, &a->k, a->B, a->T, a->H, D, 2 * ATT_BN);
-            if (!err) err = attn_encode_tmap(&p.tmap_k64, &a->k, a->B, a->T, a->H, D, ATT_BN);
-            if (!err) err = attn_encode_tmap(&p.tmap_v64, &a->v, a->B, a->T, a->H, D, ATT_BN);
+            const int rows128 = D == 64 ? 2 * ATT_BN : 8, rows64 = D == 64 ? ATT_BN : 8;
+            err = attn_encode_tmap(&p.tmap_k128, &a->k, a->B, a->T, a->H, D, rows128);
+            if (!err) err = attn_encode_tmap(&p.tmap_k64, &a->k, a->B, a->T, a->H, D, rows64);
+            if (!err) err = attn_encode_tmap(&p.tmap_v64, &a->v, a->B, a->T, a->H, D, rows64);
             if (err) return err;
         }
         int smem_tau = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma);
