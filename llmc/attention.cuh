@@ -621,10 +621,19 @@ __device__ __forceinline__ float att_quad_max(float x) {
     x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
     return x;
 }
+// warp max: on sm_80+ one redux.sync over an order-preserving integer image of the float (non-negative floats order
+// as their bits; flipping the 31 low bits of a negative one reverses the order of the magnitudes), instead of a
+// chain of five shuffles and maxima. x must not be NaN.
 __device__ __forceinline__ float att_warp_max(float x) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    int i = __float_as_int(x);
+    i = __reduce_max_sync(0xffffffffu, i >= 0 ? i : i ^ 0x7fffffff);
+    return __int_as_float(i >= 0 ? i : i ^ 0x7fffffff);
+#else
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
     return x;
+#endif
 }
 __device__ __forceinline__ float att_warp_min(float x) {
 #pragma unroll
@@ -927,14 +936,17 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                             m = fmaxf(m, st[nt][e]);
                         }
                 } else if (trk) {
+                    // the tile max of x in four independent chains (one chain of 32 was a latency stall)
+                    float mq[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
 #pragma unroll
                     for (int nt = 0; nt < 8; nt++)
 #pragma unroll
                         for (int e = 0; e < 4; e++) {
                             float x = fmaf(st[nt][e], c, -th[e >> 1]); // x = z - theta
                             entmax_sums_add(KIND, a, x, &sums[e >> 1][nt & 1]);
-                            mx = fmaxf(mx, x);
+                            mq[(nt & 1) * 2 + (e >> 1)] = fmaxf(mq[(nt & 1) * 2 + (e >> 1)], x);
                         }
+                    mx = fmaxf(fmaxf(mq[0], mq[1]), fmaxf(mq[2], mq[3]));
                 } else {
 #pragma unroll
                     for (int nt = 0; nt < 8; nt++)
