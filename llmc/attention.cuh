@@ -682,6 +682,40 @@ __device__ __forceinline__ void att_load_mask_rows(uint32_t* s, const uint32_t* 
     }
 }
 
+// The live key tiles of a 128-row CTA (its mask rows: 64-query tiles 2qt and 2qt + 1) as a list in shared memory,
+// so that a kernel's loop gets its next tiles with one shared load each, not a scan of bits (a chain of dependent
+// loads, shifts and bit searches every step, ~15% of attn_out_kernel's stall samples): list[i] = kt << 2 | (live
+// for the rows of 2qt: 1) | (for those of 2qt + 1: 2), kt ascending and < nkt; *count = length (at most 32 W).
+// Warp 0 builds it; the caller syncs before reading it.
+__device__ __forceinline__ void att_live_list(int* list, int* count, const uint32_t* mask, int bh, int n64, int qt,
+                                              int W, int nkt, int warp, int lane) {
+    if (warp != 0) return;
+    const uint32_t* m = mask + ((long long)bh * n64 + 2 * qt) * W;
+    const bool second = 2 * qt + 1 < n64;
+    const int nw = (nkt + 31) >> 5; // mask words holding tiles < nkt
+    int n = 0;
+    for (int w0 = 0; w0 < nw; w0 += 32) {
+        // lane l loads word w0 + l of both rows (one round of loads for up to 32 words), then the words go round
+        const bool has = w0 + lane < nw;
+        const uint32_t r0 = has ? m[w0 + lane] : 0u, r1 = has && second ? m[W + w0 + lane] : 0u;
+        for (int j = 0; j < 32 && w0 + j < nw; j++) {
+            const int kt = (w0 + j) * 32 + lane;
+            const uint32_t l0 = (__shfl_sync(0xffffffffu, r0, j) >> lane) & 1u;
+            const uint32_t l1 = (__shfl_sync(0xffffffffu, r1, j) >> lane) & 1u;
+            const bool live = kt < nkt && (l0 | l1);
+            const uint32_t bits = __ballot_sync(0xffffffffu, live);
+            if (live) list[n + __popc(bits & ((1u << lane) - 1u))] = kt << 2 | (int)l0 | (int)l1 << 1;
+            n += __popc(bits);
+        }
+    }
+    if (lane == 0) *count = n;
+}
+// entry i of such a list (with use_list false: every tile < nkt, live for both halves); nkt << 2 past the end
+__device__ __forceinline__ int att_live_at(const int* list, int count, bool use_list, int nkt, int i) {
+    if (use_list) return i < count ? list[i] : nkt << 2;
+    return i < nkt ? i << 2 | 3 : nkt << 2;
+}
+
 // Geometry of query tile qt (ATT_BM = 128 rows, key tiles of ATT_BN = 64) for one warp (16 rows) and for its
 // warpgroup (64 rows, the unit of wgmma): the first row, whether any row is < T, and the last key tile any of
 // its rows sees (causal: the one holding its last row).
@@ -1170,10 +1204,10 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 #ifndef ATT_OUT_MINB
 #define ATT_OUT_MINB 2 // CTAs per SM asked of attn_out_kernel at D = 64; -DATT_OUT_MINB=1 to compare
 #endif
-// shared memory of attn_out_kernel
+// shared memory of attn_out_kernel (mask_words = 0 without a mask)
 static inline int attn_out_smem(int D, int mask_words, int tma) {
     const int ns = attn_ring_stages(tma);
-    return (ATT_BM * D + 2 * ns * ATT_BN * D) * 2 + 2 * ns * 8 + 3 * mask_words * 4;
+    return (ATT_BM * D + 2 * ns * ATT_BN * D) * 2 + 2 * ns * 8 + (mask_words ? (32 * mask_words + 1) * 4 : 0);
 }
 
 template <int KIND, int D, bool CAUSAL>
@@ -1194,7 +1228,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     att_bf16* sV = sK + NS * BN * D;                   // [NS][BN*D]
     uint64_t* bar_full = (uint64_t*)(sV + NS * BN * D); // [NS] (TMA)
     uint64_t* bar_empty = bar_full + NS;               // [NS] (TMA)
-    uint32_t* sLive = (uint32_t*)(bar_empty + NS);     // [3][mask_words]: half 0, half 1, either
+    int* sList = (int*)(bar_empty + NS);               // [32 mask_words] the live tiles (att_live_list), if masked
+    int* sCount = sList + 32 * p.mask_words;           // its length
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
     const int bh = att_bh();
@@ -1206,9 +1241,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     const AttQTile qg = att_qtile<CAUSAL>(T, qt, warp);
     const int q0 = qg.q0, nkt = qg.nkt, r0w = qg.r0w, wlast = qg.wlast, glast = qg.glast;
     const bool wactive = qg.wactive, gactive = qg.gactive;
-    const bool live_ok = p.mask != nullptr;
+    const bool use_list = p.mask != nullptr;
     if (WG) att_wg_check_align(att_smem);
-    const int W = p.mask_words;
     const float c = p.c, a = p.a;
     const bool count_nnz = p.count_nnz;
 
@@ -1221,7 +1255,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     }
     att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
     att_cp_commit();
-    if (live_ok) att_load_mask_rows(sLive, p.mask, bh, p.n64, qt, W, tid);
+    if (use_list) att_live_list(sList, sCount, p.mask, bh, p.n64, qt, p.mask_words, nkt, warp, lane);
     const int row[2] = {r0w + g, r0w + g + 8};
     const bool rvalid[2] = {row[0] < T, row[1] < T};
     float th[2];
@@ -1231,7 +1265,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     att_fence_async_smem();
     __syncthreads();
 
-    auto next_tile = [&](int t) -> int { return live_ok ? att_next_bit(sLive + 2 * W, t + 1, nkt) : t + 1; };
+    const int nlive = use_list ? *sCount : nkt;
+    auto live_at = [&](int i) -> int { return att_live_at(sList, nlive, use_list, nkt, i); };
     // TMA: ld_ph / ph = parity of the current round through the ring of the loads / of the reads
     uint32_t ld_ph = 0, ph = 0;
     auto load_step = [&](int t, int st) {
@@ -1253,10 +1288,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     };
     // ring over the live tiles: the tile two steps ahead is loaded into the stage every warp has finished with
     // (cp.async: after the barrier; TMA: once the stage's empty barrier says so)
-    int kt = live_ok ? att_next_bit(sLive + 2 * W, 0, nkt) : 0;
-    int n1 = kt < nkt ? next_tile(kt) : nkt;
-    load_step(kt, 0);
-    load_step(n1, 1);
+    // the live tiles in order (entry li of the list, att_live_list); the first two are loaded here
+    load_step(live_at(0) >> 2, 0);
+    load_step(live_at(1) >> 2, 1);
     int ld_stage = 2;
     float oacc[NDT][4], o2acc[NDT][4];
 #pragma unroll
@@ -1269,8 +1303,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     const uint64_t dQa = WG ? att_wg_desc<D>(att_wg_desc_lo(att_smem_addr(sQ + (warp >> 2) * 64 * D))) : 0;
     const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK)), vLo0 = att_wg_desc_mn_lo(att_smem_addr(sV)); // stage 0
     int st = 0;
-    while (kt < nkt) {
-        int n2 = n1 < nkt ? next_tile(n1) : nkt;
+    for (int li = 0; li < nlive; li++) {
+        const int e_kt = live_at(li), kt = e_kt >> 2, n2 = live_at(li + 2) >> 2;
         if constexpr (TMA) {
             load_step(n2, ld_stage);
             att_mbar_wait(&bar_full[st], ph); // every warp waits, so that none arrives on a later round early
@@ -1281,7 +1315,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
             load_step(n2, ld_stage);
         }
         ld_stage = ld_stage == NS - 1 ? 0 : ld_stage + 1;
-        const bool glive = !live_ok || ((sLive[(warp >> 2) * W + (kt >> 5)] >> (kt & 31)) & 1u);
+        const bool glive = (e_kt >> (warp >> 2)) & 1; // the tile is live for this warpgroup's 64 rows
         const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
         const bool wdo = glive && wactive && kt <= wlast;
         if (WG ? gdo : wdo) {
@@ -1371,8 +1405,6 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
         if (TMA && lane == 0) att_mbar_arrive(&bar_empty[st]); // this warp's wgmma reads of the stage are done
         if (TMA && st == NS - 1) ph ^= 1u;
         st = st == NS - 1 ? 0 : st + 1;
-        kt = n1;
-        n1 = n2;
     }
     att_cp_wait<0>();
 
@@ -1868,7 +1900,8 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     static_assert(2 * BN == BM, "O2 tile aliases one ring stage");
     att_bf16* sO2 = sKV + 2 * 2 * BN * D; // prologue only: stage 2, first written in iteration 0 after a barrier
     float* sDl = (float*)(sKV + ATT_STAGES * 2 * BN * D); // [BM]
-    uint32_t* sM = (uint32_t*)(sDl + BM);   // [3][mask_words]: half 0, half 1, either
+    int* sList = (int*)(sDl + BM);          // [32 mask_words] the live tiles (att_live_list), if masked
+    int* sCount = sList + 32 * p.mask_words; // its length
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
     const int bh = att_bh();
@@ -1880,8 +1913,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     const AttQTile qg = att_qtile<CAUSAL>(T, qt, warp);
     const int q0 = qg.q0, nkt = qg.nkt, r0w = qg.r0w, wlast = qg.wlast, glast = qg.glast;
     const bool wactive = qg.wactive, gactive = qg.gactive;
-    const bool use_mask = !SOFTMAX && p.mask != nullptr;
-    const int W = p.mask_words;
+    const bool use_list = !SOFTMAX && p.mask != nullptr;
     // sm_90a: S = Q K^T, dP = dO V^T and dQ += dS K by wgmma, one warpgroup = 64 query rows = one mask half
     constexpr bool WG = ATT_WGMMA;
     if (WG) att_wg_check_align(att_smem);
@@ -1896,10 +1928,11 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     att_load_tile<BM, D>(sdO, gdo, p.do_st, q0, T, tid);
     att_load_tile<BM, D>(sO2, go2, p.o2_st, q0, T, tid);
     att_cp_commit();
-    if (use_mask) att_load_mask_rows(sM, p.mask, bh, p.n64, qt, W, tid);
+    if (use_list) att_live_list(sList, sCount, p.mask, bh, p.n64, qt, p.mask_words, nkt, warp, lane);
     __syncthreads();
-    // 3-stage ring over the live key tiles: kt (current), n1, then n2 loaded two steps ahead
-    auto next_tile = [&](int t) -> int { return use_mask ? att_next_bit(sM + 2 * W, t + 1, nkt) : t + 1; };
+    // 3-stage ring over the live key tiles (entry li of the list: the current tile; li + 2 is loaded)
+    const int nlive = use_list ? *sCount : nkt;
+    auto live_at = [&](int i) -> int { return att_live_at(sList, nlive, use_list, nkt, i); };
     auto load_step = [&](int t, int st) {
         if (t < nkt) {
             att_load_tile<BN, D>(sKV + 2 * st * BN * D, gk, p.k_st, t * BN, T, tid);
@@ -1907,10 +1940,8 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
         }
         att_cp_commit();
     };
-    int kt = use_mask ? att_next_bit(sM + 2 * W, 0, nkt) : 0;
-    int n1 = kt < nkt ? next_tile(kt) : nkt;
-    load_step(kt, 0);
-    load_step(n1, 1);
+    load_step(live_at(0) >> 2, 0);
+    load_step(live_at(1) >> 2, 1);
     att_cp_wait<2>();
     __syncthreads();
 
@@ -1953,16 +1984,15 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     float dq[NDT][4];
 #pragma unroll
     for (int i = 0; i < NDT; i++) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
-    const uint32_t* sMh = sM + (warp >> 2) * W;
 
     int st = 0;
-    while (kt < nkt) {
-        int n2 = n1 < nkt ? next_tile(n1) : nkt;
+    for (int li = 0; li < nlive; li++) {
+        const int e_kt = live_at(li), kt = e_kt >> 2, n2 = live_at(li + 2) >> 2;
         att_cp_wait<1>();
         att_fence_async_smem();
         __syncthreads();
         load_step(n2, st == 0 ? 2 : st - 1); // stage (st + 2) % 3
-        const bool glive = !use_mask || ((sMh[kt >> 5] >> (kt & 31)) & 1u);
+        const bool glive = (e_kt >> (warp >> 2)) & 1; // the tile is live for this warpgroup's 64 rows
         const bool wdo = glive && wactive && kt <= wlast;
         const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
         const att_bf16* sKb = sKV + 2 * st * BN * D;
@@ -2018,8 +2048,6 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
             }
         }
         st = st == ATT_STAGES - 1 ? 0 : st + 1;
-        kt = n1;
-        n1 = n2;
     }
     att_bf16* gdq = p.dq + (long long)b * p.dq_sb + (long long)h * p.dq_sh;
 #pragma unroll
@@ -2466,7 +2494,7 @@ static inline int attention_backward(const AttnArgs* a, cudaStream_t stream) {
     p.c = em.am1 * p.scale;
     p.sl2 = p.scale * 1.4426950408889634f;
     int D = a->D;
-    int smem_dq = (2 * ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + ATT_BM * 4 + (p.mask ? 3 * p.mask_words * 4 : 0);
+    int smem_dq = (2 * ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + ATT_BM * 4 + (p.mask ? (32 * p.mask_words + 1) * 4 : 0);
     int smem_kv = (2 * ATT_BKV * D + 2 * ATT_STAGES * ATT_BQ * D) * 2 + 2 * ATT_STAGES * ATT_BQ * 4;
     p.BH = a->B * a->H;
     dim3 grid_dq = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
