@@ -711,6 +711,8 @@ __device__ __forceinline__ void att_live_list(int* list, int* count, const uint3
     }
     if (lane == 0) *count = n;
 }
+// shared memory of such a list and its count after it, for mask rows of mask_words words
+static inline int attn_live_list_bytes(int mask_words) { return (32 * mask_words + 1) * 4; }
 // entry i of such a list (with use_list false: every tile < nkt, live for both halves); nkt << 2 past the end
 __device__ __forceinline__ int att_live_at(const int* list, int count, bool use_list, int nkt, int i) {
     if (use_list) return i < count ? list[i] : nkt << 2;
@@ -1208,7 +1210,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
 // shared memory of attn_out_kernel (mask_words = 0 without a mask)
 static inline int attn_out_smem(int D, int mask_words, int tma) {
     const int ns = attn_ring_stages(tma);
-    return (ATT_BM * D + 2 * ns * ATT_BN * D) * 2 + 2 * ns * 8 + (mask_words ? (32 * mask_words + 1) * 4 : 0);
+    return (ATT_BM * D + 2 * ns * ATT_BN * D) * 2 + 2 * ns * 8 + (mask_words ? attn_live_list_bytes(mask_words) : 0);
 }
 
 template <int KIND, int D, bool CAUSAL>
@@ -2495,7 +2497,7 @@ static inline int attention_backward(const AttnArgs* a, cudaStream_t stream) {
     p.c = em.am1 * p.scale;
     p.sl2 = p.scale * 1.4426950408889634f;
     int D = a->D;
-    int smem_dq = (2 * ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + ATT_BM * 4 + (p.mask ? (32 * p.mask_words + 1) * 4 : 0);
+    int smem_dq = (2 * ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + ATT_BM * 4 + (p.mask ? attn_live_list_bytes(p.mask_words) : 0);
     int smem_kv = (2 * ATT_BKV * D + 2 * ATT_STAGES * ATT_BQ * D) * 2 + 2 * ATT_STAGES * ATT_BQ * 4;
     p.BH = a->B * a->H;
     dim3 grid_dq = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
