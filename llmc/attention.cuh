@@ -2136,6 +2136,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
     att_bf16* sdO = sQ + ATT_STAGES * BQ * D; // [3][BQ*D]
     float* sTh = (float*)(sdO + ATT_STAGES * BQ * D); // [3][BQ]
     float* sDl = sTh + ATT_STAGES * BQ;               // [3][BQ]
+    uint8_t* sLive = (uint8_t*)(sDl + ATT_STAGES * BQ); // (mask) [n64] query tile i: live for 64-key tile kt0 | kt1 << 1
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
     const int bh = att_bh();
@@ -2149,7 +2150,6 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
     const bool use_mask = !SOFTMAX && p.mask != nullptr;
     const int W = p.mask_words;
     const int kt0 = 2 * kb, kt1 = 2 * kb + 1; // 64-key tiles of this CTA
-    const int ktw = kt0 + (warp >> 2);        // the one of this warp
     const int kg0 = k0 + (warp >> 2) * 64;    // first key of this warp's warpgroup
     if (WG) att_wg_check_align(att_smem);
 
@@ -2161,14 +2161,19 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
     const float* gdl = p.delta + (long long)bh * T;
     const uint32_t* gm = use_mask ? p.mask + (long long)bh * n64 * W : nullptr;
 
+    // The mask column of this CTA's two key tiles, read once into shared memory (one load per thread and query
+    // tile, all in parallel) so that the walk below finds its live tiles there: in global memory that was a
+    // chain of dependent loads at every step, of which the next tile's loads waited for the last.
+    const int i_start = CAUSAL ? k0 / BQ : 0;
+    if (use_mask) {
+        for (int i = i_start + tid; i < n64; i += ATT_THREADS) {
+            const uint32_t w0 = gm[(long long)i * W + (kt0 >> 5)]; // kt0 even: kt1 in the same word
+            sLive[i] = (uint8_t)(((w0 >> (kt0 & 31)) & 1u) | (kt1 < n64 ? ((w0 >> (kt1 & 31)) & 1u) << 1 : 0u));
+        }
+        __syncthreads();
+    }
     // is query tile i live for this CTA?
-    auto live = [&](int i) -> bool {
-        if (!use_mask) return true;
-        uint32_t w0 = gm[(long long)i * W + (kt0 >> 5)];
-        bool l = (w0 >> (kt0 & 31)) & 1u;
-        if (kt1 < n64) l = l || ((w0 >> (kt1 & 31)) & 1u); // kt0 even: kt1 in the same word
-        return l;
-    };
+    auto live = [&](int i) -> bool { return !use_mask || sLive[i] != 0; };
     auto next_live = [&](int i) -> int {
         while (i < n64 && !live(i)) i++;
         return i;
@@ -2191,7 +2196,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
     att_load_tile<BK, D>(sK, gk, p.k_st, k0, T, tid);
     att_load_tile<BK, D>(sV, gv, p.v_st, k0, T, tid);
     att_cp_commit();
-    int i = next_live(CAUSAL ? k0 / BQ : 0);
+    int i = next_live(i_start);
     int n1 = i < n64 ? next_live(i + 1) : n64;
     load_step(i, 0);
     load_step(n1, 1);
@@ -2219,7 +2224,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
         load_step(n2, st == 0 ? 2 : st - 1); // stage (st + 2) % 3
 
         const int i0 = i * BQ;
-        const bool glive = !use_mask || ((gm[(long long)i * W + (ktw >> 5)] >> (ktw & 31)) & 1u);
+        const bool glive = !use_mask || ((sLive[i] >> (warp >> 2)) & 1u); // live for this warpgroup's key tile
         const bool wdo = glive && kw0 < T && (!CAUSAL || kw0 <= i0 + BQ - 1);
         const bool gdo = glive && kg0 < T && (!CAUSAL || kg0 <= i0 + BQ - 1); // warpgroup-uniform
         const att_bf16* sQb = sQ + st * BQ * D;
@@ -2498,7 +2503,7 @@ static inline int attention_backward(const AttnArgs* a, cudaStream_t stream) {
     p.sl2 = p.scale * 1.4426950408889634f;
     int D = a->D;
     int smem_dq = (2 * ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + ATT_BM * 4 + (p.mask ? attn_live_list_bytes(p.mask_words) : 0);
-    int smem_kv = (2 * ATT_BKV * D + 2 * ATT_STAGES * ATT_BQ * D) * 2 + 2 * ATT_STAGES * ATT_BQ * 4;
+    int smem_kv = (2 * ATT_BKV * D + 2 * ATT_STAGES * ATT_BQ * D) * 2 + 2 * ATT_STAGES * ATT_BQ * 4 + (p.mask ? p.n64 : 0);
     p.BH = a->B * a->H;
     dim3 grid_dq = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
     dim3 grid_kv = attn_grid((a->T + ATT_BKV - 1) / ATT_BKV, p.BH);
