@@ -42,7 +42,8 @@
    dQ and dK get the factor scale = 1/sqrt(D) at the end (ds is the gradient wrt s).
  Tile mask: 1 bit per (64-query tile, 64-key tile), written by the forward (for entmax), read by both backward
  kernels. A tile is dead when every x_ij <= -1e-4 there, so skipping it is exact (p = u = 0). The output and dQ
- kernels turn their CTA's two mask rows into a list of live tiles once (att_live_list) and walk that.
+ kernels turn their CTA's two mask rows into a list of live tiles once (att_live_list) and walk that; the dK/dV
+ kernel reads its mask column (its two key tiles, every query tile) into shared memory once.
 
  Layout: element (b, t, h, d) of a tensor lives at ptr[b*sb + t*st + h*sh + d] (d contiguous). Packed qkv
  (B, T, 3, H, D): q = qkv, k = qkv + H*D, v = qkv + 2*H*D, st = 3*H*D, sh = D, sb = T*st.
