@@ -226,7 +226,8 @@ ENTMAX_HD EntmaxTau entmax_tau_init(float alpha, float z_max, int n) {
 // right of the root (G(t) >= t^2 by Jensen); 4 steps reach ~1e-6 over the range used. (Not in AdaSplash.)
 // Returns 0 (keep the midpoint) where the model is not trusted or would not save a pass: rows that are not flat
 // (n v > 128), fewer than 32 keys predicted in the support (rows of N(0, 1) scores, the benchmark's, need 3 passes
-// from either start), or a maximum more than sqrt(2 ln n) + 3 deviations above the mean (a few keys stand out).
+// from either start), a maximum more than sqrt(2 ln n) + 3 deviations above the mean (a few keys stand out), or a
+// root at or above the bracket's top end (the row is not Gaussian, see below).
 // The result is only a starting point: the caller clamps it into the bracket and the safeguarded updates do the
 // rest. Measured: doc/entmax-iterations.md ("Stopping rule").
 #define ENTMAX_GUESS_FLAT 128.0f
@@ -261,7 +262,13 @@ ENTMAX_HD int entmax15_tau_guess(float mu, float v, int n, float* tau) {
     }
     cdf = 0.5f * erfcf(-t * 0.70710678f);
     if (!((float)n * cdf >= ENTMAX_GUESS_MIN_SUPPORT)) return 0;
-    *tau = mu - t * sd;
+    const float g = mu - t * sd;
+    // a root at or above the bracket's top end (-n^(-1/2), reached only by rows of equal scores, handled above) means
+    // the row is not the Gaussian the model assumes (e.g. a cluster of keys near the max above a low bulk, common in
+    // a trained model): clamped to the top, such a start needed 4-6 updates from the right where the lower bound
+    // needs 2-3 (measured on GPT-2 rows: doc/entmax-iterations.md, "Rows of a model in training")
+    if (!(g < -exp2f(-0.5f * log2f((float)n)))) return 0;
+    *tau = g;
     return 1;
 }
 
