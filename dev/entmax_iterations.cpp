@@ -71,7 +71,7 @@ static EntmaxTau kernel_start(const Entmax& e, const std::vector<float>& s, floa
         float m1 = 0.0f, m2 = 0.0f, mu, var, g;
         for (float v : s) { m1 += v; m2 = fmaf(v, v, m2); }
         entmax_moments(m1, m2, (float)n, e.am1, s_max, &mu, &var);
-        if (entmax15_tau_guess(mu, var, n, &g)) t.tau = std::min(std::max(g, t.lo), t.hi);
+        if (entmax15_tau_guess(mu, var, n, t.hi, &g)) t.tau = std::max(g, t.lo);
     }
     return t;
 }

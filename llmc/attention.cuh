@@ -1101,7 +1101,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                     // flat rows: mean and variance of z = c acc over the row's first n_mom keys, relative to its max
                     float mu, v, g;
                     row_moments(j, (float)n_mom, m, &mu, &v);
-                    if (entmax15_tau_guess(mu, v, n, &g)) t.tau = fminf(fmaxf(g, t.lo), t.hi);
+                    if (entmax15_tau_guess(mu, v, n, t.hi, &g)) t.tau = fmaxf(g, t.lo);
                 }
                 slot[j] = t.tau; slot[2 + j] = t.lo; slot[4 + j] = t.hi; slot[6 + j] = c * m;
                 th[j] = c * m + t.tau;

@@ -228,8 +228,8 @@ ENTMAX_HD EntmaxTau entmax_tau_init(float alpha, float z_max, int n) {
 // (n v > 128), fewer than 32 keys predicted in the support (rows of N(0, 1) scores, the benchmark's, need 3 passes
 // from either start), a maximum more than sqrt(2 ln n) + 3 deviations above the mean (a few keys stand out), or a
 // root at or above the bracket's top end (the row is not Gaussian, see below).
-// The result is only a starting point: the caller clamps it into the bracket and the safeguarded updates do the
-// rest. Measured: doc/entmax-iterations.md ("Stopping rule").
+// The result is at most hi and only a starting point: the caller raises it to the bracket's lo if below, and the
+// safeguarded updates do the rest. Measured: doc/entmax-iterations.md ("Stopping rule").
 #define ENTMAX_GUESS_FLAT 128.0f
 #define ENTMAX_GUESS_MIN_SUPPORT 32.0f
 // The cheap part of the test, on n and v alone: n v <= 128 and n v <= 2 (n / 64)^1.5. The second bound is the
@@ -246,10 +246,11 @@ ENTMAX_HD void entmax_moments(float sum, float sumsq, float count, float c, floa
     *mu = c * (mean - acc_max);
     *v = c * c * fmaxf(sumsq / count - mean * mean, 0.0f);
 }
-ENTMAX_HD int entmax15_tau_guess(float mu, float v, int n, float* tau) {
+// hi: the top end of the row's bracket (entmax_tau_init's hi, -n^(-1/2))
+ENTMAX_HD int entmax15_tau_guess(float mu, float v, int n, float hi, float* tau) {
     const float nv = (float)n * v;
     if (!entmax15_guess_may_apply(n, v)) return 0;
-    if (nv < 1e-12f) { *tau = mu - 1.0f / sqrtf((float)n); return 1; } // all z equal: n (mu - tau)^2 = 1
+    if (nv < 1e-12f) { *tau = fminf(mu - 1.0f / sqrtf((float)n), hi); return 1; } // all z equal: n (mu - tau)^2 = 1
     const float sd = sqrtf(v);
     if (-mu > sd * (sqrtf(2.0f * logf((float)n)) + 3.0f)) return 0;
     const float target = 1.0f / nv, log_target = logf(target);
@@ -263,11 +264,11 @@ ENTMAX_HD int entmax15_tau_guess(float mu, float v, int n, float* tau) {
     cdf = 0.5f * erfcf(-t * 0.70710678f);
     if (!((float)n * cdf >= ENTMAX_GUESS_MIN_SUPPORT)) return 0;
     const float g = mu - t * sd;
-    // a root at or above the bracket's top end (-n^(-1/2), reached only by rows of equal scores, handled above) means
+    // a root at or above the bracket's top end (reached only by rows of equal scores, handled above) means
     // the row is not the Gaussian the model assumes (e.g. a cluster of keys near the max above a low bulk, common in
     // a trained model): clamped to the top, such a start needed 4-6 updates from the right where the lower bound
     // needs 2-3 (measured on GPT-2 rows: doc/entmax-iterations.md, "Rows of a model in training")
-    if (!(g < -exp2f(-0.5f * log2f((float)n)))) return 0;
+    if (!(g < hi)) return 0;
     *tau = g;
     return 1;
 }
