@@ -173,15 +173,6 @@ __device__ __forceinline__ uint32_t att_pack(float lo, float hi) {
     return *reinterpret_cast<uint32_t*>(&v);
 }
 
-// row j (0: row g, 1: row g + 8 of the warp's 16) of a 16 x 8N accumulator in the mma layout, times scale, as bf16
-// at dst (this thread's columns 8i + 2tq, 8i + 2tq + 1)
-template <int N>
-__device__ __forceinline__ void att_store_row(att_bf16* dst, const float (&acc)[N][4], int j, float scale, int tq) {
-#pragma unroll
-    for (int i = 0; i < N; i++)
-        *reinterpret_cast<uint32_t*>(dst + i * 8 + 2 * tq) = att_pack(acc[i][2 * j] * scale, acc[i][2 * j + 1] * scale);
-}
-
 // Shared tiles are [rows][D] bf16, 16-byte chunks XOR-swizzled by (row & 7) so that ldmatrix (8 rows, same
 // chunk) and the cp.async fills are bank-conflict free. D = 64: row r is the 128 bytes at r * 128. D = 128: each
 // group of 8 rows is 2048 bytes, its left half (chunks 0-7, head dims 0-63) then its right half (chunks 8-15),
@@ -193,6 +184,38 @@ __device__ __forceinline__ int att_sw(int row, int chunk) {
     static_assert(D == 64 || D == 128, "head dim 64 or 128");
     if constexpr (D == 64) return row * D + ((chunk ^ (row & 7)) << 3);
     else return (row >> 3) * (8 * D) + ((chunk >> 3) << 9) + ((row & 7) << 6) + (((chunk ^ row) & 7) << 3);
+}
+
+// The epilogue's store of a warp's 16 rows of a 16 x D accumulator (mma layout): local row g + 8j (this thread's
+// row j) times scale[j], as bf16, to dst + (g + 8j) * st where keep[j] (the same for the 4 threads of a row).
+// Staged through `stage`, the warp's own 16-row slice of a swizzled tile in shared memory (att_sw; free by now and
+// touched by no other warp): the rows then leave with 16-byte loads and stores, 2-4 whole rows per warp store, where
+// 4-byte stores straight from the fragments take 4x the instructions and fill each 32-byte sector half per instruction. The
+// slice may be reused right after (the next call starts with __syncwarp).
+template <int D>
+__device__ __forceinline__ void att_store_rows_staged(att_bf16* stage, att_bf16* dst, long long st,
+                                                      const float (&acc)[D / 8][4], const float (&scale)[2],
+                                                      const bool (&keep)[2], int lane) {
+    constexpr int CPR = D / 8, RPI = 32 / CPR; // 16-byte chunks per row, rows per warp instruction
+    const int g = lane >> 2, tq = lane & 3;
+    // row r of the 16 is kept iff bit 4r (r < 8) of k0, or bit 4(r - 8) of k1
+    const uint32_t k0 = __ballot_sync(0xffffffffu, keep[0]), k1 = __ballot_sync(0xffffffffu, keep[1]);
+    __syncwarp();
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+#pragma unroll
+        for (int i = 0; i < CPR; i++)
+            *reinterpret_cast<uint32_t*>(stage + att_sw<D>(g + 8 * j, i) + 2 * tq) =
+                att_pack(acc[i][2 * j] * scale[j], acc[i][2 * j + 1] * scale[j]);
+    __syncwarp();
+    const int c = lane % CPR;
+#pragma unroll
+    for (int k = 0; k < 16 / RPI; k++) {
+        const int r = k * RPI + lane / CPR;
+        const uint4 v = *reinterpret_cast<const uint4*>(stage + att_sw<D>(r, c));
+        if (((r < 8 ? k0 >> (4 * r) : k1 >> (4 * (r - 8))) & 1u) != 0u)
+            *reinterpret_cast<uint4*>(dst + (long long)r * st + c * 8) = v;
+    }
 }
 
 // async copy of rows [r0, r0+ROWS) of one (b,h) slice (token stride st) into a swizzled tile; rows >= rmax -> 0
@@ -1414,22 +1437,24 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
 
     att_bf16* go = p.o + (long long)b * p.o_sb + (long long)h * p.o_sh;
     att_bf16* go2 = p.o2 ? p.o2 + (long long)b * p.o2_sb + (long long)h * p.o2_sh : nullptr;
-    bool bad = false;
+    bool bad = false, keep[2];
+    float ip[2], iu[2];
 #pragma unroll
     for (int j = 0; j < 2; j++) {
         rs_p[j] = att_quad_sum(rs_p[j]);
         rs_u[j] = att_quad_sum(rs_u[j]);
-        if (!rvalid[j]) continue;
-        if (!(fabsf(rs_p[j] - 1.0f) <= ATT_TOL_F)) {
+        keep[j] = rvalid[j] && fabsf(rs_p[j] - 1.0f) <= ATT_TOL_F;
+        if (rvalid[j] && !keep[j]) {
             bad = true;
             if (tq == 0) p.stat[(long long)bh * T + row[j]] = NAN; // -> redo
-            continue;
         }
-        float ip = 1.0f / rs_p[j];
-        float iu = rs_u[j] > 0.0f ? 1.0f / rs_u[j] : 0.0f;
-        att_store_row(go + (long long)row[j] * p.o_st, oacc, j, ip, tq);
-        if (go2) att_store_row(go2 + (long long)row[j] * p.o2_st, o2acc, j, iu, tq);
+        ip[j] = keep[j] ? 1.0f / rs_p[j] : 0.0f;
+        iu[j] = keep[j] && rs_u[j] > 0.0f ? 1.0f / rs_u[j] : 0.0f;
     }
+    // the warp's 16 rows of sQ are free: its warpgroup's last wgmma that read them is complete
+    att_bf16* const stage = sQ + warp * 16 * D;
+    att_store_rows_staged<D>(stage, go + (long long)r0w * p.o_st, p.o_st, oacc, ip, keep, lane);
+    if (go2) att_store_rows_staged<D>(stage, go2 + (long long)r0w * p.o2_st, p.o2_st, o2acc, iu, keep, lane);
     if (p.stats != nullptr && p.count_nnz) {
         // a CTA that will be redone counts its nonzeros there
         int any_bad = __syncthreads_or(bad);
@@ -1791,13 +1816,18 @@ __device__ __forceinline__ void attn_fwd_tile(const AttnFwdParams& p, const int 
     // ---- epilogue: O, O2, stat
     att_bf16* go = p.o + (long long)b * p.o_sb + (long long)h * p.o_sh;
     att_bf16* go2 = want_o2 ? p.o2 + (long long)b * p.o2_sb + (long long)h * p.o2_sh : nullptr;
+    float ip[2], iu[2];
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        ip[j] = rs_p[j] > 0.0f ? 1.0f / rs_p[j] : 0.0f;
+        iu[j] = rs_u[j] > 0.0f ? 1.0f / rs_u[j] : 0.0f;
+    }
+    att_bf16* const stage = sQ + warp * 16 * D; // the warp's rows of sQ, free now
+    att_store_rows_staged<D>(stage, go + (long long)r0w * p.o_st, p.o_st, oacc, ip, rvalid, lane);
+    if (want_o2) att_store_rows_staged<D>(stage, go2 + (long long)r0w * p.o2_st, p.o2_st, o2acc, iu, rvalid, lane);
 #pragma unroll
     for (int j = 0; j < 2; j++) {
         if (!rvalid[j]) continue;
-        float ip = rs_p[j] > 0.0f ? 1.0f / rs_p[j] : 0.0f;
-        float iu = rs_u[j] > 0.0f ? 1.0f / rs_u[j] : 0.0f;
-        att_store_row(go + (long long)row[j] * p.o_st, oacc, j, ip, tq);
-        if (want_o2) att_store_row(go2 + (long long)row[j] * p.o2_st, o2acc, j, iu, tq);
         if (tq == 0) {
             float st = SOFTMAX ? mrow[j] * p.sl2 + log2f(rs_p[j]) : th[j];
             p.stat[(long long)bh * T + row[j]] = st;
@@ -2054,11 +2084,9 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
         st = st == ATT_STAGES - 1 ? 0 : st + 1;
     }
     att_bf16* gdq = p.dq + (long long)b * p.dq_sb + (long long)h * p.dq_sh;
-#pragma unroll
-    for (int j = 0; j < 2; j++) {
-        if (row[j] >= T) continue;
-        att_store_row(gdq + (long long)row[j] * p.dq_st, dq, j, p.scale, tq);
-    }
+    const bool keep[2] = {row[0] < T, row[1] < T};
+    const float sc[2] = {p.scale, p.scale};
+    att_store_rows_staged<D>(sQ + warp * 16 * D, gdq + (long long)r0w * p.dq_st, p.dq_st, dq, sc, keep, lane); // sQ rows free now
 }
 
 // ----------------------------------------------------------------------------------------------------------
@@ -2283,12 +2311,11 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
     }
     att_bf16* gdk = p.dk + (long long)b * p.dk_sb + (long long)h * p.dk_sh;
     att_bf16* gdv = p.dv + (long long)b * p.dv_sb + (long long)h * p.dv_sh;
-#pragma unroll
-    for (int j = 0; j < 2; j++) {
-        if (key[j] >= T) continue;
-        att_store_row(gdk + (long long)key[j] * p.dk_st, dk, j, p.scale, tq);
-        att_store_row(gdv + (long long)key[j] * p.dv_st, dv, j, 1.0f, tq);
-    }
+    // the warp's own 16 rows of sK and sV are free now
+    const bool keep[2] = {key[0] < T, key[1] < T};
+    const float sck[2] = {p.scale, p.scale}, scv[2] = {1.0f, 1.0f};
+    att_store_rows_staged<D>(sK + warp * 16 * D, gdk + (long long)kw0 * p.dk_st, p.dk_st, dk, sck, keep, lane);
+    att_store_rows_staged<D>(sV + warp * 16 * D, gdv + (long long)kw0 * p.dv_st, p.dv_st, dv, scv, keep, lane);
 }
 
 // ----------------------------------------------------------------------------------------------------------
