@@ -36,7 +36,7 @@
                      attn_fwd_kernel alone, one online-softmax pass.
  Backward (FA2-style recomputation, deterministic: no float atomics):
    dq kernel    delta_i = dO_i . O2_i (written for the next kernel); for every live key tile:
-                S = Q K^T, dP = dO V^T, dS = u (dP - delta), dQ += dS K
+                S = Q K^T, dP = dO V^T, dS = u (dP - delta), dQ += dS K   (sm_90a: K and V by TMA, as the output pass)
    dkdv kernel  one CTA = 128 keys; for every live query tile: S^T = K Q^T, dP^T = V dO^T,
                 dV += P^T dO, dK += dS^T Q
    dQ and dK get the factor scale = 1/sqrt(D) at the end (ds is the gradient wrt s).
@@ -800,6 +800,8 @@ typedef struct {
 } AttnFwdParams;
 
 typedef struct {
+    // sm_90a: K and V for attn_bwd_dq_kernel's TMA ring, as attn_out_kernel's (boxes of 64 keys at D = 64, 8 at 128)
+    CUtensorMap tmap_k64, tmap_v64;
     const att_bf16* q; const att_bf16* k; const att_bf16* v; const att_bf16* o2; const att_bf16* dout;
     att_bf16* dq; att_bf16* dk; att_bf16* dv;
     long long q_sb, q_st, q_sh, k_sb, k_st, k_sh, v_sb, v_st, v_sh, o2_sb, o2_st, o2_sh, do_sb, do_st, do_sh;
@@ -1923,17 +1925,25 @@ attn_fwd_kernel(const AttnFwdParams p) {
 #define ATT_DQ_MINB 2 // CTAs per SM asked of attn_bwd_dq_kernel with wgmma (D = 64); -DATT_DQ_MINB=1 to compare
 #endif
 template <int KIND, int D, bool CAUSAL>
-__global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_MINB : 1) attn_bwd_dq_kernel(const AttnBwdParams p) {
+__global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_MINB : 1) attn_bwd_dq_kernel(const __grid_constant__ AttnBwdParams p) {
     constexpr int BM = ATT_BM, BN = ATT_BN;
     constexpr int NDT = D / 8;
     constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
+    // TMA (sm_90a): K and V come by tensor copies into a 4-stage ring guarded by mbarriers (refilled two tiles after
+    // use, as in attn_out_kernel), so the warps wait on their stage, not on a CTA barrier per tile; elsewhere a
+    // 3-stage cp.async ring with one barrier per tile
+    constexpr bool TMA = ATT_WGMMA;
+    constexpr int NPROD = att_tma_producers<D>();
+    constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
     att_bf16* sdO = sQ + BM * D;
     att_bf16* sKV = sdO + BM * D; // ring: stage s = K tile at sKV + 2s*BN*D, V tile right after it
     static_assert(2 * BN == BM, "O2 tile aliases one ring stage");
     att_bf16* sO2 = sKV + 2 * 2 * BN * D; // prologue only: stage 2, first written in iteration 0 after a barrier
-    float* sDl = (float*)(sKV + ATT_STAGES * 2 * BN * D); // [BM]
+    uint64_t* bar_full = (uint64_t*)(sKV + NS * 2 * BN * D); // [NS] (TMA)
+    uint64_t* bar_empty = bar_full + NS;                     // [NS] (TMA)
+    float* sDl = (float*)(bar_empty + NS); // [BM]
     int* sList = (int*)(sDl + BM);          // [32 mask_words] the live tiles (att_live_list), if masked
     int* sCount = sList + 32 * p.mask_words; // its length
 
@@ -1958,25 +1968,42 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     const att_bf16* gdo = p.dout + (long long)b * p.do_sb + (long long)h * p.do_sh;
     const att_bf16* go2 = p.o2 + (long long)b * p.o2_sb + (long long)h * p.o2_sh;
 
+    if constexpr (TMA) {
+        if (tid == 0) att_mbar_ring_init(bar_full, bar_empty, NS, NPROD, ATT_WARPS); // (visible after the barrier below)
+    }
     att_load_tile<BM, D>(sQ, gq, p.q_st, q0, T, tid);
     att_load_tile<BM, D>(sdO, gdo, p.do_st, q0, T, tid);
     att_load_tile<BM, D>(sO2, go2, p.o2_st, q0, T, tid);
     att_cp_commit();
     if (use_list) att_live_list(sList, sCount, p.mask, bh, p.n64, qt, p.mask_words, nkt, warp, lane);
     __syncthreads();
-    // 3-stage ring over the live key tiles (entry li of the list: the current tile; li + 2 is loaded)
+    // ring over the live key tiles (entry li of the list: the current tile; li + 2 is loaded into the stage the
+    // warps are done with: cp.async after the barrier, TMA once the stage's empty barrier says so)
     const int nlive = use_list ? *sCount : nkt;
     auto live_at = [&](int i) -> int { return att_live_at(sList, nlive, use_list, nkt, i); };
+    const bool producer = TMA && lane == 0 && warp < NPROD;
+    uint32_t ld_ph = 0, ph = 0; // (TMA) parity of the current round through the ring of the loads / of the reads
     auto load_step = [&](int t, int st) {
-        if (t < nkt) {
-            att_load_tile<BN, D>(sKV + 2 * st * BN * D, gk, p.k_st, t * BN, T, tid);
-            att_load_tile<BN, D>(sKV + (2 * st + 1) * BN * D, gv, p.v_st, t * BN, T, tid);
+        if constexpr (TMA) {
+            if (producer && t < nkt) {
+                att_mbar_wait(&bar_empty[st], ld_ph ^ 1u); // every warp is done with the tile NS - 2 steps back
+                att_mbar_expect_tx(&bar_full[st], 2 * att_tma_bytes<D, BN>());
+                att_tma_tile<D, BN>(sKV + 2 * st * BN * D, &p.tmap_k64, t * BN, h, b, &bar_full[st], warp);
+                att_tma_tile<D, BN>(sKV + (2 * st + 1) * BN * D, &p.tmap_v64, t * BN, h, b, &bar_full[st], warp);
+            }
+            if (st == NS - 1) ld_ph ^= 1u;
+        } else {
+            if (t < nkt) {
+                att_load_tile<BN, D>(sKV + 2 * st * BN * D, gk, p.k_st, t * BN, T, tid);
+                att_load_tile<BN, D>(sKV + (2 * st + 1) * BN * D, gv, p.v_st, t * BN, T, tid);
+            }
+            att_cp_commit();
         }
-        att_cp_commit();
     };
     load_step(live_at(0) >> 2, 0);
     load_step(live_at(1) >> 2, 1);
-    att_cp_wait<2>();
+    att_cp_wait<TMA ? 0 : 2>(); // Q, dO, O2
+    att_fence_async_smem();
     __syncthreads();
 
     // delta_i = dO_i . O2_i (fp32): two threads per row, D/2 elements each (16-byte smem reads)
@@ -2002,6 +2029,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
             if (gr < T) p.delta[(long long)bh * T + gr] = acc;
         }
     }
+    att_fence_async_smem(); // (TMA) these reads of sO2, ring stage 2, come before the tensor copy into it
     __syncthreads();
     uint32_t qf[D / 16][4], dof[D / 16][4];
     if (!WG) {
@@ -2019,13 +2047,19 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
 #pragma unroll
     for (int i = 0; i < NDT; i++) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
 
-    int st = 0;
+    int st = 0, ld_stage = 2;
     for (int li = 0; li < nlive; li++) {
         const int e_kt = live_at(li), kt = e_kt >> 2, n2 = live_at(li + 2) >> 2;
-        att_cp_wait<1>();
-        att_fence_async_smem();
-        __syncthreads();
-        load_step(n2, st == 0 ? 2 : st - 1); // stage (st + 2) % 3
+        if constexpr (TMA) {
+            load_step(n2, ld_stage);
+            att_mbar_wait(&bar_full[st], ph);
+        } else {
+            att_cp_wait<1>();
+            att_fence_async_smem();
+            __syncthreads();
+            load_step(n2, ld_stage);
+        }
+        ld_stage = ld_stage == NS - 1 ? 0 : ld_stage + 1;
         const bool glive = (e_kt >> (warp >> 2)) & 1; // the tile is live for this warpgroup's 64 rows
         const bool wdo = glive && wactive && kt <= wlast;
         const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
@@ -2081,7 +2115,9 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
                 for (int kk = 0; kk < 4; kk++) att_mma_av<D>(dq, da[kk], sKb, kk, lane); // dQ += dS K
             }
         }
-        st = st == ATT_STAGES - 1 ? 0 : st + 1;
+        if (TMA && lane == 0) att_mbar_arrive(&bar_empty[st]); // this warp's reads of the stage are done
+        if (TMA && st == NS - 1) ph ^= 1u;
+        st = st == NS - 1 ? 0 : st + 1;
     }
     att_bf16* gdq = p.dq + (long long)b * p.dq_sb + (long long)h * p.dq_sh;
     const bool keep[2] = {row[0] < T, row[1] < T};
@@ -2385,6 +2421,15 @@ static inline int attn_encode_tmap(CUtensorMap* map, const AttnTensor* t, int B,
     return ATTN_OK;
 }
 
+// Compute capability 9.x runs the sm_90a build, whose attn_tau_kernel, attn_out_kernel and attn_bwd_dq_kernel
+// stream K and V through TMA: the host encodes their tensor maps and sizes the rings for that. *dev: the device.
+static inline int attn_device_tma(int* dev) {
+    int cc = 0;
+    *dev = 0;
+    if (cudaGetDevice(dev) == cudaSuccess) cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, *dev);
+    return cc == 9;
+}
+
 template <typename K>
 static inline int attn_set_smem(K kernel, int bytes) {
     if (bytes > 48 * 1024) {
@@ -2464,11 +2509,9 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
     p.BH = a->B * a->H;
     dim3 grid = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
     if (em.kind != ENTMAX_SOFTMAX && split) {
-        // compute capability 9.x runs the sm_90a build, whose attn_tau_kernel and attn_out_kernel stream K and V
-        // through TMA: in boxes of 128 and 64 keys at D = 64, of 8 keys x 64 dims at D = 128 (att_tma_tile)
-        int dev = 0, cc = 0;
-        if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev);
-        const int tma = cc == 9;
+        // TMA: K and V in boxes of 128 and 64 keys at D = 64, of 8 keys x 64 dims at D = 128 (att_tma_tile)
+        int dev = 0;
+        const int tma = attn_device_tma(&dev);
         if (tma) {
             const int rows128 = D == 64 ? 2 * ATT_BN : 8, rows64 = D == 64 ? ATT_BN : 8;
             err = attn_encode_tmap(&p.tmap_k128, &a->k, a->B, a->T, a->H, D, rows128);
@@ -2530,7 +2573,17 @@ static inline int attention_backward(const AttnArgs* a, cudaStream_t stream) {
     p.c = em.am1 * p.scale;
     p.sl2 = p.scale * 1.4426950408889634f;
     int D = a->D;
-    int smem_dq = (2 * ATT_BM * D + 2 * ATT_STAGES * ATT_BN * D) * 2 + ATT_BM * 4 + (p.mask ? attn_live_list_bytes(p.mask_words) : 0);
+    int dev = 0;
+    const int tma = attn_device_tma(&dev); // attn_bwd_dq_kernel: K and V by TMA, boxes as in attn_out_kernel
+    if (tma) {
+        const int rows64 = D == 64 ? ATT_BN : 8;
+        err = attn_encode_tmap(&p.tmap_k64, &a->k, a->B, a->T, a->H, D, rows64);
+        if (!err) err = attn_encode_tmap(&p.tmap_v64, &a->v, a->B, a->T, a->H, D, rows64);
+        if (err) return err;
+    }
+    const int ns_dq = attn_ring_stages(tma);
+    int smem_dq = (2 * ATT_BM * D + 2 * ns_dq * ATT_BN * D) * 2 + 2 * ns_dq * 8 + ATT_BM * 4 +
+                  (p.mask ? attn_live_list_bytes(p.mask_words) : 0);
     int smem_kv = (2 * ATT_BKV * D + 2 * ATT_STAGES * ATT_BQ * D) * 2 + 2 * ATT_STAGES * ATT_BQ * 4 + (p.mask ? p.n64 : 0);
     p.BH = a->B * a->H;
     dim3 grid_dq = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
