@@ -636,6 +636,65 @@ __device__ __forceinline__ void att_tma_tile(att_bf16* dst, const void* tmap, in
     }
 }
 
+// The K/V ring of attn_out_kernel and attn_bwd_dq_kernel. NS stages; stage s holds a 64-key K tile at k0 + s * stride
+// and its V tile at v0 + s * stride (elements). The live key tiles go through it in order, each loaded two tiles
+// ahead. TMA (sm_90a): the producers (att_tma_producers) fill a stage once every warp has released it (its empty
+// barrier) and the warps wait on its full barrier only, so the warps of a CTA need not move in step; NS = 4, as a
+// stage is refilled two tiles after its use. Otherwise all threads copy by cp.async (NS = 3) and each tile starts with
+// a CTA barrier. Use: load(first live tile, 0), load(second, 1), [barrier], then per tile acquire(tile two ahead),
+// read stage st, release().
+template <int D, int NS, bool TMA>
+struct AttKVRing {
+    att_bf16* k0; att_bf16* v0; int stride;
+    uint64_t* full; uint64_t* empty;         // (TMA) [NS] each, initialised by att_mbar_ring_init
+    const CUtensorMap* tk; const CUtensorMap* tv; int h, b, warp; bool producer; // (TMA)
+    const att_bf16* gk; const att_bf16* gv; long long k_st, v_st; int T, tid;    // (cp.async)
+    int nkt;                                  // key tiles of the CTA: tile nkt and later are never loaded
+    int st = 0, ld_stage = 2;                 // the stage read now, the stage loaded next
+    uint32_t ph = 0, ld_ph = 0;               // (TMA) parity of the current round of the reads / of the loads
+
+    // stage s gets key tile t (64 keys from 64 t)
+    __device__ __forceinline__ void load(int t, int s) {
+        if constexpr (TMA) {
+            if (producer && t < nkt) {
+                att_mbar_wait(&empty[s], ld_ph ^ 1u); // every warp is done with the tile NS - 2 steps back
+                att_mbar_expect_tx(&full[s], 2 * att_tma_bytes<D, ATT_BN>());
+                att_tma_tile<D, ATT_BN>(k0 + s * stride, tk, t * ATT_BN, h, b, &full[s], warp);
+                att_tma_tile<D, ATT_BN>(v0 + s * stride, tv, t * ATT_BN, h, b, &full[s], warp);
+            }
+            if (s == NS - 1) ld_ph ^= 1u;
+        } else {
+            if (t < nkt) {
+                att_load_tile<ATT_BN, D>(k0 + s * stride, gk, k_st, t * ATT_BN, T, tid);
+                att_load_tile<ATT_BN, D>(v0 + s * stride, gv, v_st, t * ATT_BN, T, tid);
+            }
+            att_cp_commit();
+        }
+    }
+    // start of a tile: key tile `ahead` (two live tiles on) goes into its stage, and stage st holds the tile when
+    // this returns (TMA: every warp waits, so that none arrives on a later round early)
+    __device__ __forceinline__ void acquire(int ahead) {
+        if constexpr (TMA) {
+            load(ahead, ld_stage);
+            att_mbar_wait(&full[st], ph);
+        } else {
+            att_cp_wait<1>();
+            att_fence_async_smem();
+            __syncthreads();
+            load(ahead, ld_stage);
+        }
+        ld_stage = ld_stage == NS - 1 ? 0 : ld_stage + 1;
+    }
+    __device__ __forceinline__ const att_bf16* k() const { return k0 + st * stride; }
+    __device__ __forceinline__ const att_bf16* v() const { return v0 + st * stride; }
+    // end of a tile: this warp has finished reading stage st (its wgmma included)
+    __device__ __forceinline__ void release(int lane) {
+        if (TMA && lane == 0) att_mbar_arrive(&empty[st]);
+        if (TMA && st == NS - 1) ph ^= 1u;
+        st = st == NS - 1 ? 0 : st + 1;
+    }
+};
+
 __device__ __forceinline__ float att_quad_sum(float x) {
     x += __shfl_xor_sync(0xffffffffu, x, 1);
     x += __shfl_xor_sync(0xffffffffu, x, 2);
@@ -1296,31 +1355,11 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
 
     const int nlive = use_list ? *sCount : nkt;
     auto live_at = [&](int i) -> int { return att_live_at(sList, nlive, use_list, nkt, i); };
-    // TMA: ld_ph / ph = parity of the current round through the ring of the loads / of the reads
-    uint32_t ld_ph = 0, ph = 0;
-    auto load_step = [&](int t, int st) {
-        if constexpr (TMA) {
-            if (producer && t < nkt) {
-                att_mbar_wait(&bar_empty[st], ld_ph ^ 1u); // every warp is done with the tile NS - 2 steps back
-                att_mbar_expect_tx(&bar_full[st], 2 * att_tma_bytes<D, BN>());
-                att_tma_tile<D, BN>(sK + st * BN * D, &p.tmap_k64, t * BN, h, b, &bar_full[st], warp);
-                att_tma_tile<D, BN>(sV + st * BN * D, &p.tmap_v64, t * BN, h, b, &bar_full[st], warp);
-            }
-            if (st == NS - 1) ld_ph ^= 1u;
-        } else {
-            if (t < nkt) {
-                att_load_tile<BN, D>(sK + st * BN * D, gk, p.k_st, t * BN, T, tid);
-                att_load_tile<BN, D>(sV + st * BN * D, gv, p.v_st, t * BN, T, tid);
-            }
-            att_cp_commit();
-        }
-    };
-    // ring over the live tiles: the tile two steps ahead is loaded into the stage every warp has finished with
-    // (cp.async: after the barrier; TMA: once the stage's empty barrier says so)
-    // the live tiles in order (entry li of the list, att_live_list); the first two are loaded here
-    load_step(live_at(0) >> 2, 0);
-    load_step(live_at(1) >> 2, 1);
-    int ld_stage = 2;
+    // the live tiles in order (entry li of the list, att_live_list) through the K/V ring; the first two are loaded here
+    AttKVRing<D, NS, TMA> ring{sK, sV, BN * D, bar_full, bar_empty, &p.tmap_k64, &p.tmap_v64, h, b, warp, producer,
+                               gk, gv, p.k_st, p.v_st, T, tid, nkt};
+    ring.load(live_at(0) >> 2, 0);
+    ring.load(live_at(1) >> 2, 1);
     float oacc[NDT][4], o2acc[NDT][4];
 #pragma unroll
     for (int i = 0; i < NDT; i++)
@@ -1331,25 +1370,16 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     // (wgmma) the descriptor of this warpgroup's Q and the low words of the K and V descriptors of stage 0, built once
     const uint64_t dQa = WG ? att_wg_desc<D>(att_wg_desc_lo(att_smem_addr(sQ + (warp >> 2) * 64 * D))) : 0;
     const uint32_t kLo0 = att_wg_desc_lo(att_smem_addr(sK)), vLo0 = att_wg_desc_mn_lo(att_smem_addr(sV)); // stage 0
-    int st = 0;
     for (int li = 0; li < nlive; li++) {
-        const int e_kt = live_at(li), kt = e_kt >> 2, n2 = live_at(li + 2) >> 2;
-        if constexpr (TMA) {
-            load_step(n2, ld_stage);
-            att_mbar_wait(&bar_full[st], ph); // every warp waits, so that none arrives on a later round early
-        } else {
-            att_cp_wait<1>();
-            att_fence_async_smem();
-            __syncthreads();
-            load_step(n2, ld_stage);
-        }
-        ld_stage = ld_stage == NS - 1 ? 0 : ld_stage + 1;
+        const int e_kt = live_at(li), kt = e_kt >> 2;
+        ring.acquire(live_at(li + 2) >> 2);
+        const int st = ring.st;
         const bool glive = (e_kt >> (warp >> 2)) & 1; // the tile is live for this warpgroup's 64 rows
         const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
         const bool wdo = glive && wactive && kt <= wlast;
         if (WG ? gdo : wdo) {
-            const att_bf16* sKb = sK + st * BN * D;
-            const att_bf16* sVb = sV + st * BN * D;
+            const att_bf16* sKb = ring.k();
+            const att_bf16* sVb = ring.v();
             // the scores s of the 32 keys from k0: mask, then p and u of both 16-key steps as bf16 A fragments (they
             // take the registers of s)
             auto half_pu = [&](float (&s)[4][4], const int k0, uint32_t (&pa)[2][4], uint32_t (&ua)[2][4]) {
@@ -1431,9 +1461,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
                 }
             }
         }
-        if (TMA && lane == 0) att_mbar_arrive(&bar_empty[st]); // this warp's wgmma reads of the stage are done
-        if (TMA && st == NS - 1) ph ^= 1u;
-        st = st == NS - 1 ? 0 : st + 1;
+        ring.release(lane); // (after this warp's wgmma reads of the stage)
     }
     att_cp_wait<0>();
 
@@ -1982,26 +2010,10 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     const int nlive = use_list ? *sCount : nkt;
     auto live_at = [&](int i) -> int { return att_live_at(sList, nlive, use_list, nkt, i); };
     const bool producer = TMA && lane == 0 && warp < NPROD;
-    uint32_t ld_ph = 0, ph = 0; // (TMA) parity of the current round through the ring of the loads / of the reads
-    auto load_step = [&](int t, int st) {
-        if constexpr (TMA) {
-            if (producer && t < nkt) {
-                att_mbar_wait(&bar_empty[st], ld_ph ^ 1u); // every warp is done with the tile NS - 2 steps back
-                att_mbar_expect_tx(&bar_full[st], 2 * att_tma_bytes<D, BN>());
-                att_tma_tile<D, BN>(sKV + 2 * st * BN * D, &p.tmap_k64, t * BN, h, b, &bar_full[st], warp);
-                att_tma_tile<D, BN>(sKV + (2 * st + 1) * BN * D, &p.tmap_v64, t * BN, h, b, &bar_full[st], warp);
-            }
-            if (st == NS - 1) ld_ph ^= 1u;
-        } else {
-            if (t < nkt) {
-                att_load_tile<BN, D>(sKV + 2 * st * BN * D, gk, p.k_st, t * BN, T, tid);
-                att_load_tile<BN, D>(sKV + (2 * st + 1) * BN * D, gv, p.v_st, t * BN, T, tid);
-            }
-            att_cp_commit();
-        }
-    };
-    load_step(live_at(0) >> 2, 0);
-    load_step(live_at(1) >> 2, 1);
+    AttKVRing<D, NS, TMA> ring{sKV, sKV + BN * D, 2 * BN * D, bar_full, bar_empty, &p.tmap_k64, &p.tmap_v64, h, b, warp,
+                               producer, gk, gv, p.k_st, p.v_st, T, tid, nkt};
+    ring.load(live_at(0) >> 2, 0);
+    ring.load(live_at(1) >> 2, 1);
     att_cp_wait<TMA ? 0 : 2>(); // Q, dO, O2
     att_fence_async_smem();
     __syncthreads();
@@ -2047,24 +2059,14 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
 #pragma unroll
     for (int i = 0; i < NDT; i++) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
 
-    int st = 0, ld_stage = 2;
     for (int li = 0; li < nlive; li++) {
-        const int e_kt = live_at(li), kt = e_kt >> 2, n2 = live_at(li + 2) >> 2;
-        if constexpr (TMA) {
-            load_step(n2, ld_stage);
-            att_mbar_wait(&bar_full[st], ph);
-        } else {
-            att_cp_wait<1>();
-            att_fence_async_smem();
-            __syncthreads();
-            load_step(n2, ld_stage);
-        }
-        ld_stage = ld_stage == NS - 1 ? 0 : ld_stage + 1;
+        const int e_kt = live_at(li), kt = e_kt >> 2;
+        ring.acquire(live_at(li + 2) >> 2);
         const bool glive = (e_kt >> (warp >> 2)) & 1; // the tile is live for this warpgroup's 64 rows
         const bool wdo = glive && wactive && kt <= wlast;
         const bool gdo = glive && gactive && kt <= glast; // warpgroup-uniform
-        const att_bf16* sKb = sKV + 2 * st * BN * D;
-        const att_bf16* sVb = sKb + BN * D;
+        const att_bf16* sKb = ring.k();
+        const att_bf16* sVb = ring.v();
         float s[8][4], dp[8][4];
         if (WG) {
             if (gdo) {
@@ -2115,9 +2117,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
                 for (int kk = 0; kk < 4; kk++) att_mma_av<D>(dq, da[kk], sKb, kk, lane); // dQ += dS K
             }
         }
-        if (TMA && lane == 0) att_mbar_arrive(&bar_empty[st]); // this warp's reads of the stage are done
-        if (TMA && st == NS - 1) ph ^= 1u;
-        st = st == NS - 1 ? 0 : st + 1;
+        ring.release(lane); // (after this warp's reads of the stage)
     }
     att_bf16* gdq = p.dq + (long long)b * p.dq_sb + (long long)h * p.dq_sh;
     const bool keep[2] = {row[0] < T, row[1] < T};
