@@ -647,9 +647,12 @@ template <int D, int NS, bool TMA>
 struct AttKVRing {
     att_bf16* k0; att_bf16* v0; int stride;
     uint64_t* full; uint64_t* empty;         // (TMA) [NS] each, initialised by att_mbar_ring_init
-    const CUtensorMap* tk; const CUtensorMap* tv; int h, b, warp; bool producer; // (TMA)
-    const att_bf16* gk; const att_bf16* gv; long long k_st, v_st; int T, tid;    // (cp.async)
+    const CUtensorMap* tk; const CUtensorMap* tv; int h, b;                   // (TMA)
+    const att_bf16* gk; const att_bf16* gv; long long k_st, v_st; int T;      // (cp.async)
+    int tid;                                  // this thread (cp.async: its chunks; TMA: warp tid / 32 picks the boxes)
     int nkt;                                  // key tiles of the CTA: tile nkt and later are never loaded
+    // (TMA) the producers: lane 0 of the first att_tma_producers<D>() warps
+    bool producer = TMA && (threadIdx.x & 31) == 0 && (int)(threadIdx.x >> 5) < att_tma_producers<D>();
     int st = 0, ld_stage = 2;                 // the stage read now, the stage loaded next
     uint32_t ph = 0, ld_ph = 0;               // (TMA) parity of the current round of the reads / of the loads
 
@@ -657,6 +660,7 @@ struct AttKVRing {
     __device__ __forceinline__ void load(int t, int s) {
         if constexpr (TMA) {
             if (producer && t < nkt) {
+                const int warp = tid >> 5;
                 att_mbar_wait(&empty[s], ld_ph ^ 1u); // every warp is done with the tile NS - 2 steps back
                 att_mbar_expect_tx(&full[s], 2 * att_tma_bytes<D, ATT_BN>());
                 att_tma_tile<D, ATT_BN>(k0 + s * stride, tk, t * ATT_BN, h, b, &full[s], warp);
@@ -1308,7 +1312,6 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     // mbarriers, as in attn_tau_kernel; elsewhere a 3-stage cp.async ring with one barrier per tile
     constexpr bool TMA = WG;
     constexpr int NPROD = att_tma_producers<D>();
-    const bool producer = TMA && (threadIdx.x & 31) == 0 && (int)(threadIdx.x >> 5) < NPROD;
     constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
@@ -1356,8 +1359,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? ATT_OUT_MINB : 1) attn_
     const int nlive = use_list ? *sCount : nkt;
     auto live_at = [&](int i) -> int { return att_live_at(sList, nlive, use_list, nkt, i); };
     // the live tiles in order (entry li of the list, att_live_list) through the K/V ring; the first two are loaded here
-    AttKVRing<D, NS, TMA> ring{sK, sV, BN * D, bar_full, bar_empty, &p.tmap_k64, &p.tmap_v64, h, b, warp, producer,
-                               gk, gv, p.k_st, p.v_st, T, tid, nkt};
+    AttKVRing<D, NS, TMA> ring{sK, sV, BN * D, bar_full, bar_empty, &p.tmap_k64, &p.tmap_v64, h, b, gk, gv, p.k_st,
+                               p.v_st, T, tid, nkt};
     ring.load(live_at(0) >> 2, 0);
     ring.load(live_at(1) >> 2, 1);
     float oacc[NDT][4], o2acc[NDT][4];
@@ -2009,9 +2012,8 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DQ_M
     // warps are done with: cp.async after the barrier, TMA once the stage's empty barrier says so)
     const int nlive = use_list ? *sCount : nkt;
     auto live_at = [&](int i) -> int { return att_live_at(sList, nlive, use_list, nkt, i); };
-    const bool producer = TMA && lane == 0 && warp < NPROD;
-    AttKVRing<D, NS, TMA> ring{sKV, sKV + BN * D, 2 * BN * D, bar_full, bar_empty, &p.tmap_k64, &p.tmap_v64, h, b, warp,
-                               producer, gk, gv, p.k_st, p.v_st, T, tid, nkt};
+    AttKVRing<D, NS, TMA> ring{sKV, sKV + BN * D, 2 * BN * D, bar_full, bar_empty, &p.tmap_k64, &p.tmap_v64, h, b, gk,
+                               gv, p.k_st, p.v_st, T, tid, nkt};
     ring.load(live_at(0) >> 2, 0);
     ring.load(live_at(1) >> 2, 1);
     att_cp_wait<TMA ? 0 : 2>(); // Q, dO, O2
