@@ -148,6 +148,11 @@ __device__ __forceinline__ void att_cp4(void* dst, const void* src, bool valid) 
                  "r"(valid ? 4 : 0));
 }
 __device__ __forceinline__ void att_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// the mbarrier at bar gets one arrival when every cp.async this thread issued before has landed (.noinc: the
+// barrier's count must include it); the waiters on bar then see those bytes
+__device__ __forceinline__ void att_cp_mbar_arrive(uint64_t* bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(att_smem_addr(bar)) : "memory");
+}
 template <int N>
 __device__ __forceinline__ void att_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
@@ -636,27 +641,44 @@ __device__ __forceinline__ void att_tma_tile(att_bf16* dst, const void* tmap, in
     }
 }
 
-// The K/V ring of attn_out_kernel and attn_bwd_dq_kernel. NS stages; stage s holds a 64-key K tile at k0 + s * stride
-// and its V tile at v0 + s * stride (elements). The live key tiles go through it in order, each loaded two tiles
-// ahead. TMA (sm_90a): the producers (att_tma_producers) fill a stage once every warp has released it (its empty
-// barrier) and the warps wait on its full barrier only, so the warps of a CTA need not move in step; NS = 4, as a
-// stage is refilled two tiles after its use. Otherwise all threads copy by cp.async (NS = 3) and each tile starts with
-// a CTA barrier. Use: load(first live tile, 0), load(second, 1), [barrier], then per tile acquire(tile two ahead),
-// read stage st, release().
-template <int D, int NS, bool TMA>
+// The tile ring of attn_out_kernel and attn_bwd_dq_kernel (K and V tiles) and of attn_bwd_dkdv_kernel (Q and dO
+// tiles, with theta and delta of their rows: ROWS). NS stages; stage s holds a 64-row tile of the first tensor
+// ("k") at k0 + s * stride and the same rows of the second ("v") at v0 + s * stride (elements); with ROWS also the
+// 64 floats of those rows of two row vectors at r0 + s * 64 and r1 + s * 64. The live tiles go through it in order,
+// each loaded two tiles ahead. TMA (sm_90a): the producers (att_tma_producers) fill a stage once every warp has
+// released it (its empty barrier) and the warps wait on its full barrier only, so the warps of a CTA need not move in
+// step; NS = 4, as a stage is refilled two tiles after its use. The row vectors have no 16-byte alignment for tensor
+// copies (T is any length): warp 0 copies them by cp.async, each lane arriving on the full barrier when its copies
+// land (full_arrivals counts them). Otherwise all threads copy by cp.async (NS = 3) and each tile starts with a CTA
+// barrier. Use: load(first live tile, 0), load(second, 1), [barrier], then per tile acquire(tile two ahead), read
+// stage st, release().
+template <int D, int NS, bool TMA, bool ROWS = false>
 struct AttKVRing {
     att_bf16* k0; att_bf16* v0; int stride;
-    uint64_t* full; uint64_t* empty;         // (TMA) [NS] each, initialised by att_mbar_ring_init
+    uint64_t* full; uint64_t* empty;         // (TMA) [NS] each, att_mbar_ring_init(full, empty, NS, full_arrivals, warps)
     const CUtensorMap* tk; const CUtensorMap* tv; int h, b;                   // (TMA)
     const att_bf16* gk; const att_bf16* gv; long long k_st, v_st; int T;      // (cp.async)
     int tid;                                  // this thread (cp.async: its chunks; TMA: warp tid / 32 picks the boxes)
-    int nkt;                                  // key tiles of the CTA: tile nkt and later are never loaded
+    int nkt;                                  // tiles of the CTA: tile nkt and later are never loaded
+    float* r0 = nullptr; float* r1 = nullptr; // (ROWS) [NS][64] each in shared memory
+    const float* gr0 = nullptr; const float* gr1 = nullptr; // (ROWS) the row vectors (T floats each)
+    // arrivals that fill a stage's full barrier: the producers (with their bytes), and warp 0's lanes with ROWS
+    static constexpr int full_arrivals = att_tma_producers<D>() + (ROWS ? 32 : 0);
     // (TMA) the producers: lane 0 of the first att_tma_producers<D>() warps
     bool producer = TMA && (threadIdx.x & 31) == 0 && (int)(threadIdx.x >> 5) < att_tma_producers<D>();
     int st = 0, ld_stage = 2;                 // the stage read now, the stage loaded next
     uint32_t ph = 0, ld_ph = 0;               // (TMA) parity of the current round of the reads / of the loads
 
-    // stage s gets key tile t (64 keys from 64 t)
+    // (ROWS) rows 64 t .. 64 t + 63 of the row vectors into stage s by this thread's cp.async (zeros past T): lane l
+    // of warp 0 (TMA) or thread l < 128 (cp.async) copies 4 (1) of the 128 floats
+    __device__ __forceinline__ void load_rows(int t, int s, int l, int per) {
+        for (int e = 0; e < per; e++) {
+            const int i = l + 32 * e, vec = i >> 6, r = t * ATT_BN + (i & 63);
+            const bool ok = r < T;
+            att_cp4((vec ? r1 : r0) + s * ATT_BN + (i & 63), (vec ? gr1 : gr0) + (ok ? r : 0), ok);
+        }
+    }
+    // stage s gets tile t (64 rows from 64 t)
     __device__ __forceinline__ void load(int t, int s) {
         if constexpr (TMA) {
             if (producer && t < nkt) {
@@ -666,11 +688,17 @@ struct AttKVRing {
                 att_tma_tile<D, ATT_BN>(k0 + s * stride, tk, t * ATT_BN, h, b, &full[s], warp);
                 att_tma_tile<D, ATT_BN>(v0 + s * stride, tv, t * ATT_BN, h, b, &full[s], warp);
             }
+            if (ROWS && tid < 32 && t < nkt) { // warp 0: the row vectors
+                if (!producer) att_mbar_wait(&empty[s], ld_ph ^ 1u);
+                load_rows(t, s, tid, 4);
+                att_cp_mbar_arrive(&full[s]);
+            }
             if (s == NS - 1) ld_ph ^= 1u;
         } else {
             if (t < nkt) {
                 att_load_tile<ATT_BN, D>(k0 + s * stride, gk, k_st, t * ATT_BN, T, tid);
                 att_load_tile<ATT_BN, D>(v0 + s * stride, gv, v_st, t * ATT_BN, T, tid);
+                if (ROWS && tid < 2 * ATT_BN) load_rows(t, s, tid, 1);
             }
             att_cp_commit();
         }
@@ -691,6 +719,8 @@ struct AttKVRing {
     }
     __device__ __forceinline__ const att_bf16* k() const { return k0 + st * stride; }
     __device__ __forceinline__ const att_bf16* v() const { return v0 + st * stride; }
+    __device__ __forceinline__ const float* row0() const { return r0 + st * ATT_BN; }
+    __device__ __forceinline__ const float* row1() const { return r1 + st * ATT_BN; }
     // end of a tile: this warp has finished reading stage st (its wgmma included)
     __device__ __forceinline__ void release(int lane) {
         if (TMA && lane == 0) att_mbar_arrive(&empty[st]);
@@ -863,8 +893,9 @@ typedef struct {
 } AttnFwdParams;
 
 typedef struct {
-    // sm_90a: K and V for attn_bwd_dq_kernel's TMA ring, as attn_out_kernel's (boxes of 64 keys at D = 64, 8 at 128)
-    CUtensorMap tmap_k64, tmap_v64;
+    // sm_90a: K and V for attn_bwd_dq_kernel's TMA ring, as attn_out_kernel's (boxes of 64 keys at D = 64, 8 at 128),
+    // Q and dO for attn_bwd_dkdv_kernel's (the same boxes)
+    CUtensorMap tmap_k64, tmap_v64, tmap_q64, tmap_do64;
     const att_bf16* q; const att_bf16* k; const att_bf16* v; const att_bf16* o2; const att_bf16* dout;
     att_bf16* dq; att_bf16* dk; att_bf16* dv;
     long long q_sb, q_st, q_sh, k_sb, k_st, k_sh, v_sb, v_st, v_sh, o2_sb, o2_st, o2_sh, do_sb, do_st, do_sh;
@@ -2188,22 +2219,31 @@ __device__ __forceinline__ void att_dkdv_frags(uint32_t (&pa)[NT / 2][4], uint32
 #define ATT_DKDV_SUB128 64 // queries per wgmma step of attn_bwd_dkdv_kernel at D = 128 (64 or 32, to compare)
 #endif
 template <int KIND, int D, bool CAUSAL>
-__global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV_MINB : 1) attn_bwd_dkdv_kernel(const AttnBwdParams p) {
+__global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV_MINB : 1) attn_bwd_dkdv_kernel(const __grid_constant__ AttnBwdParams p) {
     constexpr int BK = ATT_BKV, BQ = ATT_BQ;
+    static_assert(BQ == ATT_BN, "the query tiles go through the 64-row tile ring");
     constexpr int NDT = D / 8;
     constexpr bool SOFTMAX = KIND == ENTMAX_SOFTMAX;
     // sm_90a: S^T = K Q^T, dP^T = V dO^T, dV += P^T dO and dK += dS^T Q by wgmma, one warpgroup = 64 keys = one
     // 64-key tile
     constexpr bool WG = ATT_WGMMA;
     constexpr bool KV_REGS = D <= 64 && !WG; // mma.sync: K, V A-fragments in registers (D = 128: from smem)
+    // TMA (sm_90a): Q and dO come by tensor copies into a 4-stage ring guarded by mbarriers, theta and delta by warp
+    // 0's cp.async (AttKVRing with ROWS), so the two warpgroups need not go through the query tiles in step;
+    // elsewhere a 3-stage cp.async ring with one CTA barrier per tile
+    constexpr bool TMA = ATT_WGMMA;
+    constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
+    typedef AttKVRing<D, NS, TMA, true> Ring;
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sK = (att_bf16*)att_smem;
     att_bf16* sV = sK + BK * D;
-    att_bf16* sQ = sV + BK * D;               // [3][BQ*D]
-    att_bf16* sdO = sQ + ATT_STAGES * BQ * D; // [3][BQ*D]
-    float* sTh = (float*)(sdO + ATT_STAGES * BQ * D); // [3][BQ]
-    float* sDl = sTh + ATT_STAGES * BQ;               // [3][BQ]
-    uint8_t* sLive = (uint8_t*)(sDl + ATT_STAGES * BQ); // (mask) [n64] query tile i: live for 64-key tile kt0 | kt1 << 1
+    att_bf16* sQ = sV + BK * D;               // [NS][BQ*D]
+    att_bf16* sdO = sQ + NS * BQ * D;         // [NS][BQ*D]
+    uint64_t* bar_full = (uint64_t*)(sdO + NS * BQ * D); // [NS] (TMA)
+    uint64_t* bar_empty = bar_full + NS;                 // [NS] (TMA)
+    float* sTh = (float*)(bar_empty + NS);    // [NS][BQ]
+    float* sDl = sTh + NS * BQ;               // [NS][BQ]
+    uint8_t* sLive = (uint8_t*)(sDl + NS * BQ); // (mask) [n64] query tile i: live for 64-key tile kt0 | kt1 << 1
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
     const int bh = att_bh();
@@ -2232,13 +2272,19 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
     // tile, all in parallel) so that the walk below finds its live tiles there: in global memory that was a
     // chain of dependent loads at every step, of which the next tile's loads waited for the last.
     const int i_start = CAUSAL ? k0 / BQ : 0;
+    if constexpr (TMA) {
+        if (tid == 0) att_mbar_ring_init(bar_full, bar_empty, NS, Ring::full_arrivals, ATT_WARPS);
+    }
+    att_load_tile<BK, D>(sK, gk, p.k_st, k0, T, tid);
+    att_load_tile<BK, D>(sV, gv, p.v_st, k0, T, tid);
+    att_cp_commit();
     if (use_mask) {
         for (int i = i_start + tid; i < n64; i += ATT_THREADS) {
             const uint32_t w0 = gm[(long long)i * W + (kt0 >> 5)]; // kt0 even: kt1 in the same word
             sLive[i] = (uint8_t)(((w0 >> (kt0 & 31)) & 1u) | (kt1 < n64 ? ((w0 >> (kt1 & 31)) & 1u) << 1 : 0u));
         }
-        __syncthreads();
     }
+    __syncthreads(); // sLive and the barrier inits
     // is query tile i live for this CTA?
     auto live = [&](int i) -> bool { return !use_mask || sLive[i] != 0; };
     auto next_live = [&](int i) -> int {
@@ -2246,28 +2292,15 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
         return i;
     };
 
-    // 3-stage ring over the live query tiles (Q, dO, theta, delta per stage)
-    auto load_step = [&](int qi, int st) {
-        if (qi < n64) {
-            att_load_tile<BQ, D>(sQ + st * BQ * D, gq, p.q_st, qi * BQ, T, tid);
-            att_load_tile<BQ, D>(sdO + st * BQ * D, gdo, p.do_st, qi * BQ, T, tid);
-            if (tid < 2 * BQ) {
-                int r = qi * BQ + (tid & (BQ - 1));
-                bool ok = r < T;
-                if (tid < BQ) att_cp4(sTh + st * BQ + tid, gth + (ok ? r : 0), ok);
-                else att_cp4(sDl + st * BQ + tid - BQ, gdl + (ok ? r : 0), ok);
-            }
-        }
-        att_cp_commit();
-    };
-    att_load_tile<BK, D>(sK, gk, p.k_st, k0, T, tid);
-    att_load_tile<BK, D>(sV, gv, p.v_st, k0, T, tid);
-    att_cp_commit();
+    // the ring over the live query tiles (Q, dO, theta, delta per stage)
+    Ring ring{sQ, sdO, BQ * D, bar_full, bar_empty, &p.tmap_q64, &p.tmap_do64, h, b, gq, gdo, p.q_st, p.do_st, T, tid, n64};
+    ring.r0 = sTh; ring.r1 = sDl; ring.gr0 = gth; ring.gr1 = gdl;
     int i = next_live(i_start);
     int n1 = i < n64 ? next_live(i + 1) : n64;
-    load_step(i, 0);
-    load_step(n1, 1);
-    att_cp_wait<2>();
+    ring.load(i, 0);
+    ring.load(n1, 1);
+    att_cp_wait<TMA ? 0 : 2>(); // K, V
+    att_fence_async_smem();
     __syncthreads();
 
     uint32_t kf[KV_REGS ? D / 16 : 1][4], vf[KV_REGS ? D / 16 : 1][4];
@@ -2282,22 +2315,17 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
         for (int e = 0; e < 4; e++) dk[n][e] = dv[n][e] = 0.0f;
     const int key[2] = {kw0 + g, kw0 + g + 8};
 
-    int st = 0;
     while (i < n64) {
         int n2 = n1 < n64 ? next_live(n1 + 1) : n64;
-        att_cp_wait<1>();
-        att_fence_async_smem();
-        __syncthreads();
-        load_step(n2, st == 0 ? 2 : st - 1); // stage (st + 2) % 3
-
+        ring.acquire(n2);
         const int i0 = i * BQ;
         const bool glive = !use_mask || ((sLive[i] >> (warp >> 2)) & 1u); // live for this warpgroup's key tile
         const bool wdo = glive && kw0 < T && (!CAUSAL || kw0 <= i0 + BQ - 1);
         const bool gdo = glive && kg0 < T && (!CAUSAL || kg0 <= i0 + BQ - 1); // warpgroup-uniform
-        const att_bf16* sQb = sQ + st * BQ * D;
-        const att_bf16* sdOb = sdO + st * BQ * D;
-        const float* sThb = sTh + st * BQ;
-        const float* sDlb = sDl + st * BQ;
+        const att_bf16* sQb = ring.k();
+        const att_bf16* sdOb = ring.v();
+        const float* sThb = ring.row0();
+        const float* sDlb = ring.row1();
         if constexpr (WG) {
             // wgmma. D = 64: the 64 queries in two 32-query halves (S^T, dP^T are 64 x 32 per warpgroup), so that
             // the kernel fits in 128 registers and two CTAs share an SM; D = 128 (one CTA per SM): all 64 at once.
@@ -2343,7 +2371,7 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
                 att_mma_av<D>(dk, da[kk], sQb, kk, lane);  // dK += dS^T Q
             }
         }
-        st = st == ATT_STAGES - 1 ? 0 : st + 1;
+        ring.release(lane); // (after this warp's reads of the stage, its wgmma included)
         i = n1;
         n1 = n2;
     }
@@ -2576,17 +2604,20 @@ static inline int attention_backward(const AttnArgs* a, cudaStream_t stream) {
     p.sl2 = p.scale * 1.4426950408889634f;
     int D = a->D;
     int dev = 0;
-    const int tma = attn_device_tma(&dev); // attn_bwd_dq_kernel: K and V by TMA, boxes as in attn_out_kernel
+    // attn_bwd_dq_kernel: K and V by TMA, boxes as in attn_out_kernel; attn_bwd_dkdv_kernel: Q and dO the same way
+    const int tma = attn_device_tma(&dev);
     if (tma) {
         const int rows64 = D == 64 ? ATT_BN : 8;
         err = attn_encode_tmap(&p.tmap_k64, &a->k, a->B, a->T, a->H, D, rows64);
         if (!err) err = attn_encode_tmap(&p.tmap_v64, &a->v, a->B, a->T, a->H, D, rows64);
+        if (!err) err = attn_encode_tmap(&p.tmap_q64, &a->q, a->B, a->T, a->H, D, rows64);
+        if (!err) err = attn_encode_tmap(&p.tmap_do64, &a->dout, a->B, a->T, a->H, D, rows64);
         if (err) return err;
     }
-    const int ns_dq = attn_ring_stages(tma);
-    int smem_dq = (2 * ATT_BM * D + 2 * ns_dq * ATT_BN * D) * 2 + 2 * ns_dq * 8 + ATT_BM * 4 +
+    const int ns = attn_ring_stages(tma);
+    int smem_dq = (2 * ATT_BM * D + 2 * ns * ATT_BN * D) * 2 + 2 * ns * 8 + ATT_BM * 4 +
                   (p.mask ? attn_live_list_bytes(p.mask_words) : 0);
-    int smem_kv = (2 * ATT_BKV * D + 2 * ATT_STAGES * ATT_BQ * D) * 2 + 2 * ATT_STAGES * ATT_BQ * 4 + (p.mask ? p.n64 : 0);
+    int smem_kv = (2 * ATT_BKV * D + 2 * ns * ATT_BQ * D) * 2 + 2 * ns * 8 + 2 * ns * ATT_BQ * 4 + (p.mask ? p.n64 : 0);
     p.BH = a->B * a->H;
     dim3 grid_dq = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
     dim3 grid_kv = attn_grid((a->T + ATT_BKV - 1) / ATT_BKV, p.BH);
