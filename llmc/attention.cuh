@@ -38,7 +38,8 @@
    dq kernel    delta_i = dO_i . O2_i (written for the next kernel); for every live key tile:
                 S = Q K^T, dP = dO V^T, dS = u (dP - delta), dQ += dS K   (sm_90a: K and V by TMA, as the output pass)
    dkdv kernel  one CTA = 128 keys; for every live query tile: S^T = K Q^T, dP^T = V dO^T,
-                dV += P^T dO, dK += dS^T Q
+                dV += P^T dO, dK += dS^T Q   (sm_90a: Q and dO by TMA, theta and delta by cp.async, into the same
+                kind of mbarrier ring as K and V in the dq kernel)
    dQ and dK get the factor scale = 1/sqrt(D) at the end (ds is the gradient wrt s).
  Tile mask: 1 bit per (64-query tile, 64-key tile), written by the forward (for entmax), read by both backward
  kernels. A tile is dead when every x_ij <= -1e-4 there, so skipping it is exact (p = u = 0). The output and dQ
