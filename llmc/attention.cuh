@@ -2269,9 +2269,6 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
     const float* gdl = p.delta + (long long)bh * T;
     const uint32_t* gm = use_mask ? p.mask + (long long)bh * n64 * W : nullptr;
 
-    // The mask column of this CTA's two key tiles, read once into shared memory (one load per thread and query
-    // tile, all in parallel) so that the walk below finds its live tiles there: in global memory that was a
-    // chain of dependent loads at every step, of which the next tile's loads waited for the last.
     const int i_start = CAUSAL ? k0 / BQ : 0;
     if constexpr (TMA) {
         if (tid == 0) att_mbar_ring_init(bar_full, bar_empty, NS, Ring::full_arrivals, ATT_WARPS);
@@ -2279,6 +2276,9 @@ __global__ void __launch_bounds__(ATT_THREADS, (ATT_WGMMA && D == 64) ? ATT_DKDV
     att_load_tile<BK, D>(sK, gk, p.k_st, k0, T, tid);
     att_load_tile<BK, D>(sV, gv, p.v_st, k0, T, tid);
     att_cp_commit();
+    // The mask column of this CTA's two key tiles, read once into shared memory (one load per thread and query
+    // tile, all in parallel) so that the walk below finds its live tiles there: in global memory that was a
+    // chain of dependent loads at every step, of which the next tile's loads waited for the last.
     if (use_mask) {
         for (int i = i_start + tid; i < n64; i += ATT_THREADS) {
             const uint32_t w0 = gm[(long long)i * W + (kt0 >> 5)]; // kt0 even: kt1 in the same word
