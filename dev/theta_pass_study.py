@@ -64,10 +64,15 @@ def tile(rng, T, qt, D=64):
     return z, rows
 
 
-def stop_ok(f, s1, cnt):
-    # entmax_may_stop at alpha = 1.5 after the Halley update from these sums
+def halley_candidate(t, f, s1, cnt):
+    # entmax_tau_step's candidate at alpha = 1.5 (f' = -2 sum x, f'' = 2 |support|): Halley, or Newton from the left
+    # where Halley's factor would exceed 2
     fp, fpp = -A * s1, A * cnt
-    d = -2 * f * fp / (2 * fp * fp - f * fpp)
+    return np.where((f > 0) & (f * fpp > fp * fp), t - f / fp, t - 2 * f * fp / (2 * fp * fp - f * fpp))
+
+
+def stop_ok(f, s1, cnt, d):
+    # entmax_may_stop at alpha = 1.5 after the update d that these sums gave
     fa = f - 2 * d * s1 + d * d * cnt
     return (np.abs(f) <= 0.04) | ((np.abs(f) <= 0.15) & (np.abs(fa) <= 2.5e-4))
 
@@ -78,12 +83,12 @@ def study_passes(z, rows):
     lo, hi = t.copy(), m - (rows + 1.0) ** -0.5
     for it in range(1, 9):
         f, s1, cnt = f_terms(z, t)
-        fp, fpp = -A * s1, A * cnt
-        ok = stop_ok(f, s1, cnt)
         lo = np.where(f > 0, t, lo)
         hi = np.where(f < 0, t, hi)
-        cand = np.where((f > 0) & (f * fpp > fp * fp), t - f / fp, t - 2 * f * fp / (2 * fp * fp - f * fpp))
-        t = np.where(f == 0, t, np.where((cand > lo - 1e-6) & (cand < hi + 1e-6), cand, 0.5 * (lo + hi)))
+        cand = halley_candidate(t, f, s1, cnt)
+        new = np.where(f == 0, t, np.where((cand > lo - 1e-6) & (cand < hi + 1e-6), cand, 0.5 * (lo + hi)))
+        ok = stop_ok(f, s1, cnt, new - t)
+        t = new
         if (np.abs(f) <= 1e-6).all() or (it >= 2 and ok.all()):
             return it
     return 8
@@ -117,7 +122,7 @@ def study_above_lb(z):
 def study_classes(z, C, top):
     t0 = lower_bound(z, z.max(1), C, top, steps=12)
     f, s1, cnt = f_terms(z, t0)
-    return bool(stop_ok(f, s1, cnt).all())
+    return bool(stop_ok(f, s1, cnt, halley_candidate(t0, f, s1, cnt) - t0).all())
 
 
 def hermite_root(ta, fa, da, tb, fb, db):
@@ -173,10 +178,9 @@ def main():
             bad, badt = 0, 0
             for z, ta in pts:
                 tb = ta + delta
-                fa, sa, ca = f_terms(z, ta)
+                fa, sa, _ = f_terms(z, ta)
                 fb, sb, cb = f_terms(z, tb)
-                halley_b = tb - 2 * fb * (-A * sb) / (2 * (A * sb) ** 2 - fb * A * cb)
-                te = np.where(fb <= 0, hermite_root(ta, fa, -A * sa, tb, fb, -A * sb), halley_b)
+                te = np.where(fb <= 0, hermite_root(ta, fa, -A * sa, tb, fb, -A * sb), halley_candidate(tb, fb, sb, cb))
                 off = np.abs(f_terms(z, te)[0]) > 1e-3
                 bad += int(off.sum())
                 badt += int(off.any())
