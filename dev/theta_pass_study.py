@@ -17,6 +17,11 @@ Studies (each prints one line per T):
              tiles in which every row passes the kernel's stop test after one Halley pass
   twopoint   two evaluation points in the first Halley pass (the bound and the bound + Delta) and a cubic Hermite
              root between them: rows still off by |f| > 1e-3 (they would need the redo path)
+  half       (session 19) the first Halley pass with its sums in f16x2 (x rounded to f16, two keys per register,
+             flushed to fp32 every 64-key tile; it moves theta, clamped into the bracket, but not the bracket),
+             with the count or with f'' from n ~ 1.6 (sum x)^2 / sum x^2, against exact sums; then the kernel's
+             rule: Halley passes per tile and the largest |f| at the end. Built and timed in session 19: not faster
+             (dev/bench/RESULTS-attention.md, "Session 19")
 numpy only; a few minutes at the defaults.
 """
 import argparse
@@ -125,6 +130,51 @@ def study_classes(z, C, top):
     return bool(stop_ok(f, s1, cnt, halley_candidate(t0, f, s1, cnt) - t0).all())
 
 
+def sums_f16(z, t):
+    # the sums of a pass at t as the f16x2 variant takes them: x = z - t in fp32, rounded to f16; per thread and row
+    # the keys 2tq, 2tq + 1 of each n8 group are one f16x2 pair; r = max(x, 0), r^2, r and [r > 0] accumulate in f16
+    # (fused r * r + acc) over a 64-key tile (8 terms per half), then into fp32
+    R, n = z.shape
+    npad = (n + 63) // 64 * 64
+    zp = np.full((R, npad), -np.inf)
+    zp[:, :n] = z
+    r = np.maximum((zp.astype(np.float32) - t[:, None].astype(np.float32)).astype(np.float16), np.float16(0))
+    r = r.reshape(R, npad // 64, 8, 4, 2).astype(np.float64)  # tile, n8 group, tq, pair
+    a0 = a1 = ac = np.zeros((R, npad // 64, 4, 2))
+    for g in range(8):
+        v = r[:, :, g]
+        a0 = (v * v + a0).astype(np.float16).astype(np.float64)
+        a1 = (v + a1).astype(np.float16).astype(np.float64)
+        ac = ac + (v > 0)
+    f32 = lambda a: a.astype(np.float32).sum((1, 2, 3), dtype=np.float32).astype(np.float64)
+    return f32(a0) - 1.0, f32(a1), f32(ac)
+
+
+def study_half(z, rows, mode):
+    # the kernel's rule (study_passes) with the first Halley pass on f16x2 sums ("count": its count in f16 too;
+    # "nest": f'' from n ~ 1.6 s1^2 / s0) or exact ("exact": study_passes itself); passes and the largest final |f|
+    m = z.max(1)
+    t = lower_bound(z, m)
+    lo, hi = t.copy(), m - (rows + 1.0) ** -0.5
+    for it in range(1, 9):
+        if it == 1 and mode != "exact":
+            f, s1, cnt = sums_f16(z, t)
+            if mode == "nest":
+                cnt = 1.6 * s1 * s1 / (f + 1.0)
+            t = np.clip(halley_candidate(t, f, s1, cnt), lo, hi)
+            continue
+        f, s1, cnt = f_terms(z, t)
+        lo = np.where(f > 0, t, lo)
+        hi = np.where(f < 0, t, hi)
+        cand = halley_candidate(t, f, s1, cnt)
+        new = np.where(f == 0, t, np.where((cand > lo - 1e-6) & (cand < hi + 1e-6), cand, 0.5 * (lo + hi)))
+        ok = stop_ok(f, s1, cnt, new - t)
+        t = new
+        if (np.abs(f) <= 1e-6).all() or (it >= 2 and ok.all()):
+            break
+    return it, np.abs(f_terms(z, t)[0]).max()
+
+
 def hermite_root(ta, fa, da, tb, fb, db):
     h = tb - ta
     lo, hi = np.zeros_like(ta), np.ones_like(ta)
@@ -155,6 +205,10 @@ def main():
         tiles = [tile(rng, T, qt) for qt in np.linspace(1, T // 128 - 1, args.tiles).astype(int)]
         print(f"T = {T}, {len(tiles)} tiles of 128 rows")
         print("  passes    Halley passes per tile:", [study_passes(z, r) for z, r in tiles])
+        for mode, what in (("exact", "exact sums"), ("count", "f16x2 first pass"), ("nest", "f16x2, n ~ 1.6 s1^2/s0")):
+            hv = [study_half(z, r, mode) for z, r in tiles]
+            print("  half      %-22s Halley passes per tile" % (what + ":"), [a for a, _ in hv],
+                  " largest |f| at the end %.1e" % max(b for _, b in hv))
         st = [study_stream(z) for z, _ in tiles]
         print("  stream    peak kept keys per thread and row:", [int(a) for a, _ in st],
               " largest row at the end:", [int(b) for _, b in st])

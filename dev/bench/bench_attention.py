@@ -133,8 +133,6 @@ def main():
     for D in [int(x) for x in args.D.split(",")]:
         for T in [int(x) for x in args.T.split(",")]:
             for m in args.methods.split(","):
-                if m == "adasplash_v2" and D != 64 and False:
-                    continue
                 try:
                     r = bench(m, T, D, do_err=not args.noerr)
                 except Exception as e:  # noqa: BLE001 (report and go on: one table)
