@@ -83,20 +83,7 @@ def stop_ok(f, s1, cnt, d):
 
 
 def study_passes(z, rows):
-    m = z.max(1)
-    t = lower_bound(z, m)
-    lo, hi = t.copy(), m - (rows + 1.0) ** -0.5
-    for it in range(1, 9):
-        f, s1, cnt = f_terms(z, t)
-        lo = np.where(f > 0, t, lo)
-        hi = np.where(f < 0, t, hi)
-        cand = halley_candidate(t, f, s1, cnt)
-        new = np.where(f == 0, t, np.where((cand > lo - 1e-6) & (cand < hi + 1e-6), cand, 0.5 * (lo + hi)))
-        ok = stop_ok(f, s1, cnt, new - t)
-        t = new
-        if (np.abs(f) <= 1e-6).all() or (it >= 2 and ok.all()):
-            return it
-    return 8
+    return study_half(z, rows, "exact")[0]
 
 
 def study_stream(z):
@@ -151,8 +138,9 @@ def sums_f16(z, t):
 
 
 def study_half(z, rows, mode):
-    # the kernel's rule (study_passes) with the first Halley pass on f16x2 sums ("count": its count in f16 too;
-    # "nest": f'' from n ~ 1.6 s1^2 / s0) or exact ("exact": study_passes itself); passes and the largest final |f|
+    # the kernel's rule (16-class lower bound, safeguarded Halley, its stop tests) with the first Halley pass on
+    # f16x2 sums ("count": its count in f16 too; "nest": f'' from n ~ 1.6 s1^2 / s0) or on exact sums ("exact", the
+    # kernel as it is); Halley passes and the largest final |f|
     m = z.max(1)
     t = lower_bound(z, m)
     lo, hi = t.copy(), m - (rows + 1.0) ** -0.5
