@@ -8,6 +8,7 @@ q.k / sqrt(D), 128-row tiles as the kernel's CTAs). Session 18; the results are 
 
 Studies (each prints one line per T):
   passes     the kernel's own rule (16-class lower bound, safeguarded Halley, its stop tests): Halley passes per tile
+             and the largest |f| at the end
   stream     an exact theta in the max pass itself: keep every key above a running lower bound (the max - 1, raised
              by two Newton steps on the kept keys after every 128-key step), and prune; peak kept keys per thread
              and row (the quad's thread = key mod 8 div 2, as in the wgmma fragments) and per row at the end
@@ -19,9 +20,9 @@ Studies (each prints one line per T):
              root between them: rows still off by |f| > 1e-3 (they would need the redo path)
   half       (session 19) the first Halley pass with its sums in f16x2 (x rounded to f16, two keys per register,
              flushed to fp32 every 64-key tile; it moves theta, clamped into the bracket, but not the bracket),
-             with the count or with f'' from n ~ 1.6 (sum x)^2 / sum x^2, against exact sums; then the kernel's
-             rule: Halley passes per tile and the largest |f| at the end. Built and timed in session 19: not faster
-             (dev/bench/RESULTS-attention.md, "Session 19")
+             with the count or with f'' from n ~ 1.6 (sum x)^2 / sum x^2; then the kernel's rule: Halley passes
+             per tile and the largest |f| at the end, to compare with the "passes" line. Built and timed in
+             session 19: not faster (dev/bench/RESULTS-attention.md, "Session 19")
 numpy only; a few minutes at the defaults.
 """
 import argparse
@@ -80,10 +81,6 @@ def stop_ok(f, s1, cnt, d):
     # entmax_may_stop at alpha = 1.5 after the update d that these sums gave
     fa = f - 2 * d * s1 + d * d * cnt
     return (np.abs(f) <= 0.04) | ((np.abs(f) <= 0.15) & (np.abs(fa) <= 2.5e-4))
-
-
-def study_passes(z, rows):
-    return study_half(z, rows, "exact")[0]
 
 
 def study_stream(z):
@@ -192,10 +189,10 @@ def main():
         rng = np.random.default_rng(args.seed + T)
         tiles = [tile(rng, T, qt) for qt in np.linspace(1, T // 128 - 1, args.tiles).astype(int)]
         print(f"T = {T}, {len(tiles)} tiles of 128 rows")
-        print("  passes    Halley passes per tile:", [study_passes(z, r) for z, r in tiles])
-        for mode, what in (("exact", "exact sums"), ("count", "f16x2 first pass"), ("nest", "f16x2, n ~ 1.6 s1^2/s0")):
+        for mode, what in (("exact", "passes    "), ("count", "half      f16x2 first pass: "),
+                           ("nest", "half      f16x2, n ~ 1.6 s1^2/s0: ")):
             hv = [study_half(z, r, mode) for z, r in tiles]
-            print("  half      %-22s Halley passes per tile" % (what + ":"), [a for a, _ in hv],
+            print("  %sHalley passes per tile:" % what, [a for a, _ in hv],
                   " largest |f| at the end %.1e" % max(b for _, b in hv))
         st = [study_stream(z) for z, _ in tiles]
         print("  stream    peak kept keys per thread and row:", [int(a) for a, _ in st],
