@@ -946,8 +946,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     // PIPE (wgmma, two tiles per step): the two tiles of a step are two wgmma groups, and the warps work on the
     // scores of the first while the tensor cores compute the second. (Keeping a group in flight across the loop's
     // back edge as well, for full overlap, compiles without wgmma serialisation only if the loop leaves by a break at
-    // its last step; measured 3% slower at D = 64 and 2% faster at D = 128, not kept: dev/bench/theta_probes.py
-    // "rolling", dev/bench/RESULTS-attention.md session 20.)
+    // its last step and the ring's waits come where no group is in flight; measured 3% slower at D = 64 and 2% faster
+    // at D = 128, not kept: dev/bench/theta_probes.py "rolling", dev/bench/RESULTS-attention.md session 20.)
     constexpr bool PIPE = WG && NH == 2;
     // TMA (with wgmma): the producers (att_tma_producers: thread 0 at D = 64, lane 0 of every warp at D = 128) load
     // each K step by tensor copies into a 4-stage ring, and the warps wait on the stage's mbarrier instead of a CTA
