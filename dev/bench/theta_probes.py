@@ -49,18 +49,6 @@ LOOP = """    int it = 0;
     while (true) {"""
 END = """    if constexpr (TMA) {
         // the two steps loaded ahead must land before the CTA exits"""
-GUESS = """                if (GUESS && MAXP && js == 1) {
-                    bool flat = false;
-                    const float n0 = (float)min(n_mom, BK);
-#pragma unroll
-                    for (int j = 0; j < 2; j++) {
-                        const int n = CAUSAL ? min(row[j] + 1, T) : T;
-                        float mu, v;
-                        row_moments(j, n0, 0.0f, &mu, &v);
-                        flat = flat || (rvalid[j] && n_mom >= BN && entmax15_guess_may_apply(n, v));
-                    }
-                    moments = __any_sync(0xffffffffu, flat);
-                }"""
 NOPRED = ("{ const float r_ = fmaxf(X, 0.0f); EntmaxSums& m_ = sums[e >> 1][nt & 1]; m_.s0 = fmaf(r_, r_, m_.s0); "
           "m_.s1 += r_; m_.s2 = __int_as_float(__float_as_int(m_.s2) + (int)(__float_as_uint(X) >> 31)); }")
 ROLLING_DECL = LOOP.replace("    while (true) {", """    // next step of the flat (pass, step) sequence: prefetch step + 2, wait for this step's stage
@@ -85,14 +73,20 @@ ROLLING_DECL = LOOP.replace("    while (true) {", """    // next step of the fla
     while (true) {""")
 ROLLING_LOOP_AT = """            constexpr bool MAXP = decltype(max_pass)::value;
             for (int js = 0; js < nst; js++) {"""
-ROLLING_LOOP = """            constexpr bool MAXP = decltype(max_pass)::value;
+
+def rolling_loop(src):
+    # the pass loop with a wgmma group always in flight; its flat-row check (GUESS) is the kernel's own, re-indented
+    i = src.index("                if (GUESS && MAXP && js == 1) {")
+    j = src.index("moments = __any_sync(0xffffffffu, flat);\n                }", i) + len("moments = __any_sync(0xffffffffu, flat);\n                }")
+    guess = "\n".join(("    " + ln) if ln.strip() and not ln.startswith("#") else ln for ln in src[i:j].split("\n"))
+    return """            constexpr bool MAXP = decltype(max_pass)::value;
             if constexpr (PIPE) {
                 begin_step(kLoCur, emptyCur);
                 att_wg_fence();
                 att_wgmma_abt_issue_d<D>(sp0, dQg, att_wg_desc<D>(kLoCur));
                 att_wg_commit();
                 for (int js = 0;; js++) { // leaves by the break at the last step (nothing in flight there)
-""" + GUESS.replace("\n", "\n    ").replace("                if (GUESS", "                    if (GUESS", 1) + """
+""" + guess + """
                     att_wg_fence();
                     att_wgmma_abt_issue_d<D>(sp1, dQg, att_wg_desc<D>(kLoCur + BN * D * 2 / 16));
                     att_wg_commit();
@@ -115,6 +109,8 @@ ROLLING_LOOP = """            constexpr bool MAXP = decltype(max_pass)::value;
                 return;
             }
             for (int js = 0; js < nst; js++) {"""
+
+
 MMA5_MACRO = '''#define ATT_WG_ABT5(SHAPE, ACC, DA, DB) \\
     "{\\n.reg .pred p0, p1;\\n.reg .b64 a1, a2, a3, b1, b2, b3;\\nsetp.ne.b32 p0, 0, 0;\\nsetp.ne.b32 p1, 1, 0;\\n" \\
     "add.s64 a1, " DA ", 2;\\nadd.s64 a2, " DA ", 4;\\nadd.s64 a3, " DA ", 6;\\n" \\
@@ -170,7 +166,7 @@ VARIANTS = {
     "no_pred": FORCE + [
         (ADD, NOPRED.replace("X", "x_").replace("{ ", "{ const float x_ = fmaf(st[nt][e], c, -th[e >> 1]); ", 1)),
         (TRK_ADD, TRK_ADD.replace("entmax_sums_add(KIND, a, x, &sums[e >> 1][nt & 1]);", NOPRED.replace("X", "x")))],
-    "rolling": [(LOOP, ROLLING_DECL), (ROLLING_LOOP_AT, ROLLING_LOOP)],
+    "rolling": [(LOOP, ROLLING_DECL), (ROLLING_LOOP_AT, None)],
     "pingpong": [
         ("__device__ __forceinline__ void att_mbar_arrive(uint64_t* bar) {",
          '__device__ __forceinline__ void att_named_sync(int id, int n) { asm volatile("bar.sync %0, %1;\\n" ::"r"(id), "r"(n) : "memory"); }\n'
@@ -191,6 +187,8 @@ def main():
     for name, reps in VARIANTS.items():
         s = src
         for old, new in reps:
+            if new is None:
+                new = rolling_loop(src)
             if s.count(old) != 1:
                 sys.exit(f"theta_probes.py: variant {name}: the text to replace occurs {s.count(old)} times in "
                          "llmc/attention.cuh (the header changed since session 20; update the probe)")
