@@ -111,16 +111,16 @@ def rolling_loop(src):
             for (int js = 0; js < nst; js++) {"""
 
 
-MMA5_MACRO = '''#define ATT_WG_ABT5(SHAPE, ACC, DA, DB) \\
-    "{\\n.reg .pred p0, p1;\\n.reg .b64 a1, a2, a3, b1, b2, b3;\\nsetp.ne.b32 p0, 0, 0;\\nsetp.ne.b32 p1, 1, 0;\\n" \\
-    "add.s64 a1, " DA ", 2;\\nadd.s64 a2, " DA ", 4;\\nadd.s64 a3, " DA ", 6;\\n" \\
-    "add.s64 b1, " DB ", 2;\\nadd.s64 b2, " DB ", 4;\\nadd.s64 b3, " DB ", 6;\\n" \\
-    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", " DA ", " DB ", p0, 1, 1, 0, 0;\\n" \\
-    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a1, b1, p1, 1, 1, 0, 0;\\n" \\
-    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a2, b2, p1, 1, 1, 0, 0;\\n" \\
-    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", a3, b3, p1, 1, 1, 0, 0;\\n" \\
-    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", " DA ", " DB ", p1, 1, 1, 0, 0;\\n}\\n"
-#define ATT_WG_ACC16 '''
+
+
+def mma5_macro(src):
+    # ATT_WG_ABT5: the kernel's ATT_WG_ABT4 (the four k16 wgmma of a D = 64 product) and a fifth, a repeat of the first
+    i = src.index("#define ATT_WG_ABT4(SHAPE, ACC, DA, DB)")
+    j = src.index(r'0, 0;\n}\n"', i)
+    fifth = r'    "wgmma.mma_async.sync.aligned." SHAPE ".f32.bf16.bf16 " ACC ", " DA ", " DB ", p1, 1, 1, 0, 0;\n}\n"'
+    return src[i:j].replace("ATT_WG_ABT4", "ATT_WG_ABT5") + r'0, 0;\n" \\'[:-1] + "\n" + fifth + "\n#define ATT_WG_ACC16 "
+
+
 MMA5_FN = '''template <int D, int NT>
 __device__ __forceinline__ void att_wgmma_abt_issue5_d(float (&acc)[NT][4], uint64_t da, uint64_t db) {
 #if ATT_WGMMA
@@ -135,7 +135,7 @@ VARIANTS = {
     "no_x_ffma": FORCE + [(TRK_ADD, TRK_ADD.replace("fmaf(st[nt][e], c, -th[e >> 1])", "st[nt][e]")),
                           (ADD, ADD.replace("fmaf(st[nt][e], c, -th[e >> 1])", "st[nt][e]"))],
     "mma5": FORCE + [
-        ("#define ATT_WG_ACC16 ", MMA5_MACRO),
+        ("#define ATT_WG_ACC16 ", mma5_macro),
         ("template <int D, int NT>\n__device__ __forceinline__ void att_wgmma_abt_issue(", MMA5_FN),
         ("att_wgmma_abt_issue_d<D>(s0, dQg, att_wg_desc<D>(kLo));",
          "if constexpr (MAXP) att_wgmma_abt_issue_d<D>(s0, dQg, att_wg_desc<D>(kLo)); "
@@ -166,7 +166,7 @@ VARIANTS = {
     "no_pred": FORCE + [
         (ADD, NOPRED.replace("X", "x_").replace("{ ", "{ const float x_ = fmaf(st[nt][e], c, -th[e >> 1]); ", 1)),
         (TRK_ADD, TRK_ADD.replace("entmax_sums_add(KIND, a, x, &sums[e >> 1][nt & 1]);", NOPRED.replace("X", "x")))],
-    "rolling": [(LOOP, ROLLING_DECL), (ROLLING_LOOP_AT, None)],
+    "rolling": [(LOOP, ROLLING_DECL), (ROLLING_LOOP_AT, rolling_loop)],
     "pingpong": [
         ("__device__ __forceinline__ void att_mbar_arrive(uint64_t* bar) {",
          '__device__ __forceinline__ void att_named_sync(int id, int n) { asm volatile("bar.sync %0, %1;\\n" ::"r"(id), "r"(n) : "memory"); }\n'
@@ -187,8 +187,8 @@ def main():
     for name, reps in VARIANTS.items():
         s = src
         for old, new in reps:
-            if new is None:
-                new = rolling_loop(src)
+            if callable(new):  # text built from the header itself
+                new = new(src)
             if s.count(old) != 1:
                 sys.exit(f"theta_probes.py: variant {name}: the text to replace occurs {s.count(old)} times in "
                          "llmc/attention.cuh (the header changed since session 20; update the probe)")
