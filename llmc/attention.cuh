@@ -888,6 +888,7 @@ typedef struct {
     int trk_words;       // words of the smem live bitmaps
     int from_tau;        // attn_fwd_kernel: redo mode (after attn_tau_kernel + attn_out_kernel)
     int niter_cap;       // attn_tau_kernel: at most this many theta passes
+    int keybuf;          // attn_tau_kernel: theta from the key buffer (alpha = 1.5, D = 64, sm_90; attn_tau_smem)
     int niter_redo;      // attn_fwd_kernel redo mode: theta passes of the fresh solve
     float tol_cont;      // attn_tau_kernel: after niter passes, go on while some row has |f| > tol_cont
     float alpha, a, c, sl2, scale;
@@ -912,7 +913,7 @@ typedef struct {
 // forward, kernel 1 (entmax only): row max and theta. One CTA = 128 query rows (8 warps x 16), K streamed in
 // steps of 128 keys (two 64-key tiles; 64 for general alpha), loaded two steps ahead. With wgmma (D = 64) the two
 // 64-key tiles of a step are two m64n64 groups, and the warps work on the first while the second runs (see PIPE);
-// the steps come through TMA into a 4-stage ring with mbarriers (see TMA: no CTA barrier per step, no copy
+// the steps come through TMA into a 4-stage ring with mbarriers (3 at alpha = 1.5, D = 64) (see TMA: no CTA barrier per step, no copy
 // instructions in the warps; -5% time). Elsewhere a 3-stage cp.async ring with one barrier per step. The per-step
 // costs (barrier, loads, wgmma issue and wait, loop) were ~40% of the instructions with 64-key steps.
 // Registers are kept under 128 so that two CTAs share an SM and the tensor work of one overlaps the elementwise
@@ -920,22 +921,96 @@ typedef struct {
 // dead-tile counters.
 
 #define ATT_STAGES 3
-#define ATT_TAU_TMA_STAGES 4 // stages of the TMA rings (attn_tau_kernel, attn_out_kernel): refilled two steps after use
+#define ATT_TAU_TMA_STAGES 4 // stages of the TMA rings (attn_tau_kernel, attn_out_kernel, backward): refilled two
+                             // steps after use
+// attn_tau_kernel's TMA ring at alpha = 1.5, D = 64: 3 stages, as fast as 4 there (measured), to make room for the
+// key buffer beside two CTAs per SM
+__host__ __device__ constexpr int att_tau_tma_stages(int kind, int D) { return kind == ENTMAX_15 && D == 64 ? 3 : ATT_TAU_TMA_STAGES; }
 // 64-key tiles per attn_tau_kernel step: two where the elementwise work is light (alpha = 1.5; alpha = 2 causal);
 // one elsewhere, where two would not fit in the registers and ptxas would serialise the wgmma pipeline (C7511)
 __host__ __device__ constexpr int att_tau_tiles(int kind, bool causal) {
     return kind == ENTMAX_15 || (kind == ENTMAX_SPARSEMAX && causal) ? 2 : 1;
 }
 
-// ring stages of attn_tau_kernel and attn_out_kernel as the host sizes their shared memory: the host passes
+// ring stages of attn_out_kernel and the backward kernels (attn_tau_kernel: att_tau_tma_stages) as the host sizes their shared memory: the host passes
 // tma = 1 on compute capability 9.x, where the sm_90a build runs (allocating for the TMA layout where a kernel then
 // uses the cp.async one is harmless)
 static inline int attn_ring_stages(int tma) { return tma ? ATT_TAU_TMA_STAGES : ATT_STAGES; }
-// shared memory of attn_tau_kernel
-static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, int tma) {
+// The key buffer of attn_tau_kernel (alpha = 1.5, D = 64, sm_90). After the max pass every row has a lower bound
+// theta_1 of theta (the 16-class bound), and only keys with x = z - theta_1 > 0 can be in the support. So the pass
+// after it keeps those keys (per thread and row, in shared memory) instead of summing at theta_1, and theta follows
+// from them alone (att_keybuf_solve): one pass over K instead of the two Halley passes that N(0, 1) rows need from
+// the bound. A key is kept as 16-bit fixed point: 0 < x <= 1 (theta_1 >= max z - 1, the bracket's low end), so
+// y = x + ATT_KEYBUF_BIAS lies in [1, 2), and the top 16 bits of its mantissa, v = floor((x - 2^-17) 2^16), give
+// x = (v + 1) 2^-16 to within 2^-17 (an unbiased rounding; theta then lands within ~1e-5 of the exact one).
+// Each row has ATT_KEYBUF_SLOTS slots per thread, filled as two stacks from both ends (slot 0 and the last slot
+// take what a full stack writes), so a row's stores form two chains of address updates rather than one. Rows whose
+// keys above the bound do not fit (large supports: 0.3% of the CTAs at T = 4k, 6% at 16k on N(0, 1) inputs) make
+// their CTA take the pass again as a Halley pass; so do rows that start from the flat-row guess (not a bound).
+#define ATT_KEYBUF_SLOTS 32
+#define ATT_KEYBUF_BIAS (1.0f - 7.62939453125e-06f) // 1 - 2^-17
+#define ATT_KEYBUF_LSB 1.52587890625e-05f           // 2^-16
+__host__ __device__ constexpr int att_keybuf_bytes() { return ATT_KEYBUF_SLOTS * 2 * ATT_THREADS * 2; }
+// shared memory of attn_tau_kernel (tma: the sm_90 build's TMA ring; keybuf: with the key buffer)
+static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, int tma, int keybuf) {
     const int bk = att_tau_tiles(kind, causal != 0) * ATT_BN;
-    const int ns = attn_ring_stages(tma);
-    return (ATT_BM * D + ns * bk * D) * 2 + 2 * ns * 8 + (ATT_WARPS + ATT_THREADS * 8) * 4 + ATT_WARPS * n64_tracked * 4;
+    const int ns = tma ? att_tau_tma_stages(kind, D) : ATT_STAGES;
+    return (ATT_BM * D + ns * bk * D) * 2 + 2 * ns * 8 + (ATT_WARPS + ATT_THREADS * 8) * 4 + ATT_WARPS * n64_tracked * 4 +
+           (keybuf ? att_keybuf_bytes() : 0);
+}
+
+// theta of this thread's two rows from the key buffer. Row j's slot k is at byte base[j] + k * stride of sbuf; its
+// keys are in slots 1 .. A - 1 and B + 1 .. last - 1 (top[j] = A, bot[j] = B, byte offsets). The keys go into
+// registers once (x relative to the bound; 0 in the empty slots, which entmax_sums_add skips), then safeguarded
+// Halley steps (entmax_tau_step) from the bound until |f| <= 1e-5 or the step is below 1e-6 in every row of the
+// warp (2-3 steps on N(0, 1) rows). slot[] is the kernel's per-thread slot: tau, lo, hi are read and rewritten.
+// Not inlined, so that its 60 registers of keys do not weigh on the register allocation of the kernel's passes
+// (inlined, the theta kernel was 5% slower at T = 16k).
+template <int KIND>
+__device__ __noinline__ void att_keybuf_solve(float a, const unsigned char* sbuf, uint32_t base0, uint32_t base1,
+                                              uint32_t top0, uint32_t bot0, uint32_t top1, uint32_t bot1,
+                                              uint32_t stride, bool valid0, bool valid1, float* slot) {
+    constexpr int NK = ATT_KEYBUF_SLOTS - 2;
+    const uint32_t base[2] = {base0, base1}, top[2] = {top0, top1}, bot[2] = {bot0, bot1};
+    const bool valid[2] = {valid0, valid1};
+    float x[2][NK], tau1[2], step[2] = {INFINITY, INFINITY};
+    EntmaxTau t[2];
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+#pragma unroll
+        for (int k = 0; k < NK; k++) {
+            const uint32_t at = base[j] + (k + 1) * stride;
+            const float v = (float)*(const uint16_t*)(sbuf + at);
+            x[j][k] = at < top[j] || at > bot[j] ? fmaf(v, ATT_KEYBUF_LSB, ATT_KEYBUF_LSB) : 0.0f;
+        }
+        t[j].tau = slot[j]; t[j].lo = slot[2 + j]; t[j].hi = slot[4 + j];
+        tau1[j] = t[j].tau;
+    }
+    for (int iter = 0; iter < 8; iter++) {
+        EntmaxSums sm[2];
+        bool done[2];
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            sm[j] = entmax_sums_zero();
+            const float d = t[j].tau - tau1[j];
+#pragma unroll
+            for (int k = 0; k < NK; k++) entmax_sums_add(KIND, a, x[j][k] - d, &sm[j]);
+            sm[j].s0 = att_quad_sum(sm[j].s0);
+            sm[j].s1 = att_quad_sum(sm[j].s1);
+            sm[j].s2 = att_quad_sum(sm[j].s2);
+            done[j] = !valid[j] || fabsf(sm[j].s0 - 1.0f) <= 1e-5f || fabsf(step[j]) <= 1e-6f;
+        }
+        if (__all_sync(0xffffffffu, done[0] && done[1])) break;
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (!done[j]) {
+                const float prev = t[j].tau;
+                entmax_tau_step(KIND, a, &t[j], sm[j]);
+                step[j] = t[j].tau - prev;
+            }
+    }
+#pragma unroll
+    for (int j = 0; j < 2; j++) { slot[j] = t[j].tau; slot[2 + j] = t[j].lo; slot[4 + j] = t[j].hi; }
 }
 
 template <int KIND, int D, bool CAUSAL>
@@ -950,14 +1025,17 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     // at D = 128, not kept: dev/bench/theta_probes.py "rolling", dev/bench/RESULTS-attention.md session 20.)
     constexpr bool PIPE = WG && NH == 2;
     // TMA (with wgmma): the producers (att_tma_producers: thread 0 at D = 64, lane 0 of every warp at D = 128) load
-    // each K step by tensor copies into a 4-stage ring, and the warps wait on the stage's mbarrier instead of a CTA
+    // each K step by tensor copies into a 4-stage ring (att_tau_tma_stages), and the warps wait on the stage's mbarrier instead of a CTA
     // barrier, so the two warpgroups drift apart by up to two steps and the warps spend few instructions on copies.
     // Elsewhere (sm_80) a 3-stage cp.async ring with one barrier per step.
     constexpr bool TMA = WG;
     constexpr int NPROD = att_tma_producers<D>();
     const bool producer = TMA && (threadIdx.x & 31) == 0 && (int)(threadIdx.x >> 5) < NPROD;
     const void* const tmap_k = NH == 2 ? (const void*)&p.tmap_k128 : (const void*)&p.tmap_k64;
-    constexpr int NS = TMA ? ATT_TAU_TMA_STAGES : ATT_STAGES;
+    constexpr int NS = TMA ? att_tau_tma_stages(KIND, D) : ATT_STAGES;
+    // KEYBUF: the pass after the max pass may fill the key buffer (see att_keybuf_solve; p.keybuf where it fits)
+    constexpr bool KEYBUF = KIND == ENTMAX_15 && PIPE && D == 64;
+    constexpr uint32_t KSTRIDE = 2 * ATT_THREADS * 2; // bytes between a row's slots (slot-major: no bank conflicts)
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
     att_bf16* sK = sQ + BM * D;                        // [NS][BK*D]
@@ -966,6 +1044,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     float* sDel = (float*)(bar_empty + NS);            // [NW]
     float* sRow = sDel + NW;                           // [256][8]: this thread's two rows, see below
     float* sMw = sRow + ATT_THREADS * 8;               // [NW][n64] (if track)
+    unsigned char* sKeys = (unsigned char*)(sMw + (p.track ? NW * p.n64 : 0)); // (p.keybuf) [slot][row j][thread] u16
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
     const int bh = att_bh();
@@ -1051,17 +1130,24 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     };
     int it = 0;
     bool maxpass = true, tracked = false, near = false;
+    // KEYBUF: keypass = the pass fills the key buffer (after the max pass, unless a row of the CTA starts from the
+    // flat-row guess, which is not a lower bound); kp[j][0] / kp[j][1] = byte offsets of the next slots of row j's
+    // two stacks (growing up from slot 1 / down from the last slot but one)
+    bool guessed = false, keypass = false;
+    uint32_t kp[2][2];
+    auto kbase = [&](int j) -> uint32_t { return (uint32_t)((j * ATT_THREADS + tid) * 2); };
     while (true) {
         // a pass that may be the last one records the tile maxima (trk): from pass niter (the first the loop may
-        // stop after; every row starts near the root, so it usually is the last) on, and after a pass with every
-        // row near the root
-        const bool trk = !maxpass && track && (it >= p.niter - 1 || near);
+        // stop after; every row starts near the root, so it usually is the last) on, after a pass with every
+        // row near the root, and in a pass that fills the key buffer
+        const bool trk = !maxpass && track && (it >= p.niter - 1 || near || keypass);
 #pragma unroll
         for (int j = 0; j < 2; j++) sums[j][0] = sums[j][1] = entmax_sums_zero();
         // the work on the scores st of 64-key tile kt: mask, then the row max (max pass, with the moments) or the
         // sums at th, and in a tracked pass the tile's max of x = z - theta over the warp's rows
-        auto tile_work = [&](float (&st)[8][4], const int kt, auto max_pass) {
+        auto tile_work = [&](float (&st)[8][4], const int kt, auto max_pass, auto keys_pass) {
             constexpr bool MAXP = decltype(max_pass)::value;
+            constexpr bool KEYS = decltype(keys_pass)::value;
             float mx = -INFINITY;
             if (wactive && kt <= wlast) {
                 const int k0 = kt * BN;
@@ -1095,6 +1181,35 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                             float& m = cmax[e >> 1][(nt & 1) * 2 + (e & 1)];
                             m = fmaxf(m, st[nt][e]);
                         }
+                } else if (KEYS) {
+                    // the keys above the bound into the buffer (th holds ATT_KEYBUF_BIAS - theta_1, so y = x + BIAS),
+                    // and the tile max (the pass is tracked). Four scores at a time: their encodings and tests, then
+                    // the stores, so that ptxas keeps several predicates in flight (each store right behind its own
+                    // compare was a latency chain: the theta kernel 6% slower at T = 16k)
+                    float mq[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++) {
+                        float y[4];
+                        uint32_t enc[4];
+                        bool keep[4];
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            y[e] = fmaf(st[nt][e], c, th[e >> 1]);
+                            enc[e] = __float_as_uint(y[e]) >> 7; // the low 16 bits: the mantissa's top 16
+                            keep[e] = y[e] > 1.0f;
+                            mq[(nt & 1) * 2 + (e >> 1)] = fmaxf(mq[(nt & 1) * 2 + (e >> 1)], y[e]);
+                        }
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            const int j = e >> 1;
+                            if (keep[e]) {
+                                *(uint16_t*)(sKeys + kp[j][nt & 1]) = (uint16_t)enc[e];
+                                if ((nt & 1) == 0) kp[j][0] = min(kp[j][0] + KSTRIDE, kbase(j) + (ATT_KEYBUF_SLOTS - 1) * KSTRIDE);
+                                else kp[j][1] = max(kp[j][1] - KSTRIDE, kbase(j));
+                            }
+                        }
+                    }
+                    mx = fmaxf(fmaxf(mq[0], mq[1]), fmaxf(mq[2], mq[3])) - ATT_KEYBUF_BIAS;
                 } else if (trk) {
                     // the tile max of x in four independent chains (one chain of 32 was a latency stall)
                     float mq[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
@@ -1121,7 +1236,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             }
         };
         // the steps of one pass; the max pass is a separate copy of the loop (no per-step tests of the pass kind)
-        auto pass_steps = [&](auto max_pass) {
+        auto pass_steps = [&](auto max_pass, auto keys_pass) {
             constexpr bool MAXP = decltype(max_pass)::value;
             for (int js = 0; js < nst; js++) {
                 // GUESS: after the first step, go on with the moments only if a row of the warp looks flat on its keys
@@ -1176,11 +1291,11 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                     att_wg_commit();
                     att_wg_wait<1>();
                     att_wg_keep(s0);
-                    tile_work(s0, 2 * js, max_pass);
+                    tile_work(s0, 2 * js, max_pass, keys_pass);
                     att_wg_wait<0>();
                     att_wg_keep(s1);
                     if (TMA && lane == 0) att_mbar_arrive(stage_empty); // this warp's reads of the stage are done
-                    tile_work(s1, 2 * js + 1, max_pass);
+                    tile_work(s1, 2 * js + 1, max_pass, keys_pass);
                     continue;
                 }
                 if (WG) {
@@ -1195,11 +1310,22 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                 }
 #pragma unroll
                 for (int hf = 0; hf < NH; hf++)
-                    tile_work(*reinterpret_cast<float(*)[8][4]>(&s[8 * hf][0]), NH * js + hf, max_pass);
+                    tile_work(*reinterpret_cast<float(*)[8][4]>(&s[8 * hf][0]), NH * js + hf, max_pass, keys_pass);
             }
         };
-        if (maxpass) pass_steps(AttBool<true>());
-        else pass_steps(AttBool<false>());
+        if (maxpass) {
+            pass_steps(AttBool<true>(), AttBool<false>());
+        } else if (KEYBUF && keypass) {
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                th[j] = ATT_KEYBUF_BIAS - th[j];
+                kp[j][0] = kbase(j) + KSTRIDE;
+                kp[j][1] = kbase(j) + (ATT_KEYBUF_SLOTS - 2) * KSTRIDE;
+            }
+            pass_steps(AttBool<false>(), AttBool<true>());
+        } else {
+            pass_steps(AttBool<false>(), AttBool<false>());
+        }
         if (maxpass) {
 #pragma unroll
             for (int j = 0; j < 2; j++) {
@@ -1223,13 +1349,44 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                     // flat rows: mean and variance of z = c acc over the row's first n_mom keys, relative to its max
                     float mu, v, g;
                     row_moments(j, (float)n_mom, m, &mu, &v);
-                    if (entmax15_tau_guess(mu, v, n, t.hi, &g)) t.tau = fmaxf(g, t.lo);
+                    if (entmax15_tau_guess(mu, v, n, t.hi, &g)) { t.tau = fmaxf(g, t.lo); guessed = true; }
                 }
                 slot[j] = t.tau; slot[2 + j] = t.lo; slot[4 + j] = t.hi; slot[6 + j] = c * m;
                 th[j] = c * m + t.tau;
             }
             maxpass = false;
+            if (KEYBUF && p.keybuf) keypass = !__syncthreads_or(guessed);
             continue;
+        }
+        if (KEYBUF && keypass) {
+            // theta from the key buffer, unless a row's keys did not fit: then the CTA takes the pass again as a
+            // Halley pass (from theta_1, as without the buffer). (Rows past T, of zero scores, fill their slots in
+            // long rows and so send the last query tile of a head with T % 128 != 0 to the Halley pass: excluding
+            // them cost spills in the passes.)
+            keypass = false;
+            bool full = false;
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const uint32_t first = kbase(j) + KSTRIDE, last = kbase(j) + (ATT_KEYBUF_SLOTS - 2) * KSTRIDE;
+                full = full || !(kp[j][0] <= last && kp[j][1] >= first && kp[j][0] <= kp[j][1] + KSTRIDE);
+                th[j] = slot[6 + j] + slot[j]; // theta_1 again
+            }
+            if (__syncthreads_or(full)) continue;
+            att_keybuf_solve<KIND>(a, sKeys, kbase(0), kbase(1), kp[0][0], kp[0][1], kp[1][0], kp[1][1], KSTRIDE,
+                                   rvalid[0], rvalid[1], slot);
+            float dmin = INFINITY;
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const float th_eval = th[j];
+                th[j] = slot[6 + j] + slot[j];
+                if (rvalid[j]) dmin = fminf(dmin, th[j] - th_eval);
+            }
+            tracked = trk;
+            if (tracked) {
+                dmin = att_warp_min(dmin);
+                if (lane == 0) sDel[warp] = dmin;
+            }
+            break;
         }
         bool conv = true, nconv = true, ok = true;
         float dmin = INFINITY;
@@ -2462,6 +2619,13 @@ static inline int attn_device_tma(int* dev) {
     if (cudaGetDevice(dev) == cudaSuccess) cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, *dev);
     return cc == 9;
 }
+// the most dynamic shared memory one CTA may use with two CTAs on an SM of device dev (113 KB on the H100)
+static inline int attn_smem_two_ctas(int dev) {
+    int per_sm = 0, reserved = 0;
+    if (cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) != cudaSuccess) return 0;
+    if (cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, dev) != cudaSuccess) reserved = 1024;
+    return per_sm / 2 - reserved;
+}
 
 template <typename K>
 static inline int attn_set_smem(K kernel, int bytes) {
@@ -2552,7 +2716,13 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
             if (!err) err = attn_encode_tmap(&p.tmap_v64, &a->v, a->B, a->T, a->H, D, rows64);
             if (err) return err;
         }
-        int smem_tau = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma);
+        // the key buffer (32 KB) where it still fits beside two CTAs per SM: up to T = 16k (112 KB there); at 32k
+        // the tile maxima take 16 KB and the kernel goes without it
+        int smem_tau = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma, 0);
+        if (tma && em.kind == ENTMAX_15 && D == 64) {
+            const int smem_keys = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma, 1);
+            if (smem_keys <= attn_smem_two_ctas(dev)) { p.keybuf = 1; smem_tau = smem_keys; }
+        }
         dim3 grid_tau = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
         err = attn_launch(attn_pick_attn_tau_kernel(em.kind, D, a->causal), p, grid_tau, smem_tau, stream);
         if (err) return err;
