@@ -1035,7 +1035,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     constexpr int NS = TMA ? att_tau_tma_stages(KIND, D) : ATT_STAGES;
     // KEYBUF: the pass after the max pass may fill the key buffer (see att_keybuf_solve; p.keybuf where it fits)
     constexpr bool KEYBUF = KIND == ENTMAX_15 && PIPE && D == 64;
-    constexpr uint32_t KSTRIDE = 2 * ATT_THREADS * 2; // bytes between a row's slots (slot-major: no bank conflicts)
+    constexpr int KSTRIDE = 2 * ATT_THREADS * 2; // bytes between a row's slots (slot-major: no bank conflicts)
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
     att_bf16* sK = sQ + BM * D;                        // [NS][BK*D]
@@ -1134,8 +1134,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     // flat-row guess, which is not a lower bound); kp[j][0] / kp[j][1] = byte offsets of the next slots of row j's
     // two stacks (growing up from slot 1 / down from the last slot but one)
     bool guessed = false, keypass = false;
-    uint32_t kp[2][2];
-    auto kbase = [&](int j) -> uint32_t { return (uint32_t)((j * ATT_THREADS + tid) * 2); };
+    int kp[2][2]; // (signed: the bottom stack's clamp at slot 0 must not wrap around)
+    auto kbase = [&](int j) -> int { return (j * ATT_THREADS + tid) * 2; };
     while (true) {
         // a pass that may be the last one records the tile maxima (trk): from pass niter (the first the loop may
         // stop after; every row starts near the root, so it usually is the last) on, after a pass with every
@@ -1367,7 +1367,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             bool full = false;
 #pragma unroll
             for (int j = 0; j < 2; j++) {
-                const uint32_t first = kbase(j) + KSTRIDE, last = kbase(j) + (ATT_KEYBUF_SLOTS - 2) * KSTRIDE;
+                const int first = kbase(j) + KSTRIDE, last = kbase(j) + (ATT_KEYBUF_SLOTS - 2) * KSTRIDE;
                 full = full || !(kp[j][0] <= last && kp[j][1] >= first && kp[j][0] <= kp[j][1] + KSTRIDE);
                 th[j] = slot[6 + j] + slot[j]; // theta_1 again
             }
