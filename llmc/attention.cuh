@@ -912,29 +912,30 @@ typedef struct {
 // ----------------------------------------------------------------------------------------------------------
 // forward, kernel 1 (entmax only): row max and theta. One CTA = 128 query rows (8 warps x 16), K streamed in
 // steps of 128 keys (two 64-key tiles; 64 for general alpha), loaded two steps ahead. With wgmma (D = 64) the two
-// 64-key tiles of a step are two m64n64 groups, and the warps work on the first while the second runs (see PIPE);
-// the steps come through TMA into a 4-stage ring with mbarriers (3 at alpha = 1.5, D = 64) (see TMA: no CTA barrier per step, no copy
-// instructions in the warps; -5% time). Elsewhere a 3-stage cp.async ring with one barrier per step. The per-step
-// costs (barrier, loads, wgmma issue and wait, loop) were ~40% of the instructions with 64-key steps.
-// Registers are kept under 128 so that two CTAs share an SM and the tensor work of one overlaps the elementwise
-// work of the other. Writes stat = theta for every row, the mask rows of its two 64-query tiles and the
-// dead-tile counters.
+// 64-key tiles of a step are two m64n64 groups, and the warps work on the first while the second runs (see PIPE); the
+// steps come through TMA into a ring of 4 stages (3 at alpha = 1.5, D = 64) with mbarriers (see TMA: no CTA barrier per
+// step, no copy instructions in the warps; -5% time). Elsewhere a 3-stage cp.async ring with one barrier per step. The
+// per-step costs (barrier, loads, wgmma issue and wait, loop) were ~40% of the instructions with 64-key steps.
+// Registers are kept under 128 so that two CTAs share an SM and the tensor work of one overlaps the elementwise work of
+// the other. Writes stat = theta for every row, the mask rows of its two 64-query tiles and the dead-tile counters.
 
 #define ATT_STAGES 3
 #define ATT_TAU_TMA_STAGES 4 // stages of the TMA rings (attn_tau_kernel, attn_out_kernel, backward): refilled two
                              // steps after use
 // attn_tau_kernel's TMA ring at alpha = 1.5, D = 64: 3 stages, as fast as 4 there (measured), to make room for the
 // key buffer beside two CTAs per SM
-__host__ __device__ constexpr int att_tau_tma_stages(int kind, int D) { return kind == ENTMAX_15 && D == 64 ? 3 : ATT_TAU_TMA_STAGES; }
+__host__ __device__ constexpr int att_tau_tma_stages(int kind, int D) {
+    return kind == ENTMAX_15 && D == 64 ? 3 : ATT_TAU_TMA_STAGES;
+}
 // 64-key tiles per attn_tau_kernel step: two where the elementwise work is light (alpha = 1.5; alpha = 2 causal);
 // one elsewhere, where two would not fit in the registers and ptxas would serialise the wgmma pipeline (C7511)
 __host__ __device__ constexpr int att_tau_tiles(int kind, bool causal) {
     return kind == ENTMAX_15 || (kind == ENTMAX_SPARSEMAX && causal) ? 2 : 1;
 }
 
-// ring stages of attn_out_kernel and the backward kernels (attn_tau_kernel: att_tau_tma_stages) as the host sizes their shared memory: the host passes
-// tma = 1 on compute capability 9.x, where the sm_90a build runs (allocating for the TMA layout where a kernel then
-// uses the cp.async one is harmless)
+// ring stages of attn_out_kernel and the backward kernels (attn_tau_kernel: att_tau_tma_stages) as the host sizes their
+// shared memory: the host passes tma = 1 on compute capability 9.x, where the sm_90a build runs (allocating for the TMA
+// layout where a kernel then uses the cp.async one is harmless)
 static inline int attn_ring_stages(int tma) { return tma ? ATT_TAU_TMA_STAGES : ATT_STAGES; }
 // The key buffer of attn_tau_kernel (alpha = 1.5, D = 64, sm_90). After the max pass every row has a lower bound
 // theta_1 of theta (the 16-class bound), and only keys with x = z - theta_1 > 0 can be in the support. So the pass
@@ -942,9 +943,9 @@ static inline int attn_ring_stages(int tma) { return tma ? ATT_TAU_TMA_STAGES : 
 // from them alone (att_keybuf_solve): one pass over K instead of the two Halley passes that N(0, 1) rows need from
 // the bound. A key is kept as 16-bit fixed point: 0 < x <= 1 (theta_1 >= max z - 1, the bracket's low end), so
 // y = x + ATT_KEYBUF_BIAS lies in [1, 2), and the top 16 bits of its mantissa, v = floor((x - 2^-17) 2^16), give
-// x = (v + 1) 2^-16 to within 2^-17 (an unbiased rounding; theta then lands within ~1e-5 of the exact one).
-// Each row has ATT_KEYBUF_SLOTS slots per thread, filled as two stacks from both ends (slot 0 and the last slot
-// take what a full stack writes), so a row's stores form two chains of address updates rather than one. Rows whose
+// x = (v + 1) 2^-16 to within 2^-17 (an unbiased rounding; simulated on N(0, 1) rows, theta lands within 6e-6 of
+// the exact one). Each row has ATT_KEYBUF_SLOTS slots per thread, filled as two stacks from both ends (slot 0 and the
+// last slot take what a full stack writes; two chains of address updates per row instead of one). Rows whose
 // keys above the bound do not fit (large supports: 0.3% of the CTAs at T = 4k, 6% at 16k on N(0, 1) inputs) make
 // their CTA take the pass again as a Halley pass; so do rows that start from the flat-row guess (not a bound).
 #define ATT_KEYBUF_SLOTS 32
@@ -965,7 +966,7 @@ static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, in
 // Halley steps (entmax_tau_step) from the bound until |f| <= 1e-5 or the step is below 1e-6 in every row of the
 // warp (2-3 steps on N(0, 1) rows). slot[] is the kernel's per-thread slot: tau, lo, hi are read and rewritten.
 // Not inlined, so that its 60 registers of keys do not weigh on the register allocation of the kernel's passes
-// (inlined, the theta kernel was 5% slower at T = 16k).
+// (inlined, the theta kernel was 3-5% slower at T = 4k-16k).
 template <int KIND>
 __device__ __noinline__ void att_keybuf_solve(float a, const unsigned char* sbuf, uint32_t base0, uint32_t base1,
                                               uint32_t top0, uint32_t bot0, uint32_t top1, uint32_t bot1,
@@ -1025,9 +1026,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     // at D = 128, not kept: dev/bench/theta_probes.py "rolling", dev/bench/RESULTS-attention.md session 20.)
     constexpr bool PIPE = WG && NH == 2;
     // TMA (with wgmma): the producers (att_tma_producers: thread 0 at D = 64, lane 0 of every warp at D = 128) load
-    // each K step by tensor copies into a 4-stage ring (att_tau_tma_stages), and the warps wait on the stage's mbarrier instead of a CTA
-    // barrier, so the two warpgroups drift apart by up to two steps and the warps spend few instructions on copies.
-    // Elsewhere (sm_80) a 3-stage cp.async ring with one barrier per step.
+    // each K step by tensor copies into a ring (att_tau_tma_stages), and the warps wait on the stage's mbarrier instead
+    // of a CTA barrier, so the two warpgroups drift apart by up to two steps and the warps spend few instructions on
+    // copies. Elsewhere (sm_80) a 3-stage cp.async ring with one barrier per step.
     constexpr bool TMA = WG;
     constexpr int NPROD = att_tma_producers<D>();
     const bool producer = TMA && (threadIdx.x & 31) == 0 && (int)(threadIdx.x >> 5) < NPROD;
