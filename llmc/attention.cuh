@@ -59,6 +59,7 @@
 #include <cuda_runtime.h>
 #include <cudaTypedefs.h> // CUtensorMap and the cuTensorMapEncodeTiled prototype (called through the runtime)
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include "entmax.h"
 
 // ----------------------------------------------------------------------------------------------------------
@@ -956,7 +957,7 @@ __host__ __device__ constexpr int att_keybuf_bytes() { return ATT_KEYBUF_SLOTS *
 static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, int tma, int keybuf) {
     const int bk = att_tau_tiles(kind, causal != 0) * ATT_BN;
     const int ns = tma ? att_tau_tma_stages(kind, D) : ATT_STAGES;
-    return (ATT_BM * D + ns * bk * D) * 2 + 2 * ns * 8 + (ATT_WARPS + ATT_THREADS * 8) * 4 + ATT_WARPS * n64_tracked * 4 +
+    return (ATT_BM * D + ns * bk * D) * 2 + 2 * ns * 8 + (ATT_WARPS + ATT_THREADS * 8) * 4 + ATT_WARPS * n64_tracked * 2 +
            (keybuf ? att_keybuf_bytes() : 0);
 }
 
@@ -1044,7 +1045,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     uint64_t* bar_empty = bar_full + NS;               // [NS] (TMA) every warp is done reading the stage
     float* sDel = (float*)(bar_empty + NS);            // [NW]
     float* sRow = sDel + NW;                           // [256][8]: this thread's two rows, see below
-    float* sMw = sRow + ATT_THREADS * 8;               // [NW][n64] (if track)
+    // [NW][n64] (if track): the tile maxima of x, in half precision rounded up (a tile is never taken for dead by
+    // the rounding; half the bytes of fp32, which lets the key buffer fit beside two CTAs per SM up to T = 32k)
+    __half* sMw = (__half*)(sRow + ATT_THREADS * 8);
     unsigned char* sKeys = (unsigned char*)(sMw + (p.track ? NW * p.n64 : 0)); // (p.keybuf) [slot][row j][thread] u16
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
@@ -1233,7 +1236,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             }
             if (!MAXP && trk && kt < nkt) {
                 mx = att_warp_max(mx);
-                if (lane == 0) sMw[warp * p.n64 + kt] = mx;
+                if (lane == 0) sMw[warp * p.n64 + kt] = __float2half_ru(mx);
             }
         };
         // the steps of one pass; the max pass is a separate copy of the loop (no per-step tests of the pass kind)
@@ -1457,7 +1460,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             bool lv = !tracked && kk < range; // without tracking every visible tile is live
             if (tracked && kk < nkt) {
 #pragma unroll
-                for (int w = 0; w < 4; w++) lv = lv || sMw[(4 * hh + w) * p.n64 + kk] > sDel[4 * hh + w] - ATT_MARGIN;
+                for (int w = 0; w < 4; w++)
+                    lv = lv || __half2float(sMw[(4 * hh + w) * p.n64 + kk]) > sDel[4 * hh + w] - ATT_MARGIN;
             }
             uint32_t bits = __ballot_sync(0xffffffffu, lv);
             if (lane == 0) {
@@ -2717,8 +2721,7 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
             if (!err) err = attn_encode_tmap(&p.tmap_v64, &a->v, a->B, a->T, a->H, D, rows64);
             if (err) return err;
         }
-        // the key buffer (32 KB) where it still fits beside two CTAs per SM: up to T = 16k (112 KB there); at 32k
-        // the tile maxima take 16 KB and the kernel goes without it
+        // the key buffer (32 KB) where it still fits beside two CTAs per SM: up to T = 32k (112 KB there)
         int smem_tau = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma, 0);
         if (tma && em.kind == ENTMAX_15 && D == 64) {
             const int smem_keys = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma, 1);
