@@ -945,14 +945,17 @@ static inline int attn_ring_stages(int tma) { return tma ? ATT_TAU_TMA_STAGES : 
 // the bound. A key is kept as 16-bit fixed point: 0 < x <= 1 (theta_1 >= max z - 1, the bracket's low end), so
 // y = x + ATT_KEYBUF_BIAS lies in [1, 2), and the top 16 bits of its mantissa, v = floor((x - 2^-17) 2^16), give
 // x = (v + 1) 2^-16 to within 2^-17 (an unbiased rounding; simulated on N(0, 1) rows, theta lands within 6e-6 of
-// the exact one). Each row has ATT_KEYBUF_SLOTS slots per thread, filled as two stacks from both ends (slot 0 and the
-// last slot take what a full stack writes; two chains of address updates per row instead of one). Rows whose
-// keys above the bound do not fit (large supports: 0.3% of the CTAs at T = 4k, 6% at 16k on N(0, 1) inputs) make
-// their CTA take the pass again as a Halley pass; so do rows that start from the flat-row guess (not a bound).
-#define ATT_KEYBUF_SLOTS 32
+// the exact one). A thread's two rows share its ATT_KEYBUF_SLOTS slots as two stacks from both ends: row 0's keys
+// grow up from slot 1, row 1's down from the last slot but one (slot 0 and the last slot take what a full stack
+// writes). Shared, the slots fit the keys of both rows where 32 per row did not: on N(0, 1) rows 6% of the CTAs at
+// T = 16k and 18% at 32k have a thread with more than 30 keys in a row, but 0 at 16k and 4 of 6,144 at 32k have
+// a thread with more than 62 in its two (measured). CTAs whose keys above the bound do not fit take the pass again
+// as a Halley pass; so do CTAs with a row that starts from the flat-row guess (not a bound).
+#define ATT_KEYBUF_SLOTS 64
+#define ATT_KEYBUF_NARROW 30 // keys per row that att_keybuf_solve takes in its usual (two-row) form
 #define ATT_KEYBUF_BIAS (1.0f - 7.62939453125e-06f) // 1 - 2^-17
 #define ATT_KEYBUF_LSB 1.52587890625e-05f           // 2^-16
-__host__ __device__ constexpr int att_keybuf_bytes() { return ATT_KEYBUF_SLOTS * 2 * ATT_THREADS * 2; }
+__host__ __device__ constexpr int att_keybuf_bytes() { return ATT_KEYBUF_SLOTS * ATT_THREADS * 2; }
 // shared memory of attn_tau_kernel (tma: the sm_90 build's TMA ring; keybuf: with the key buffer)
 static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, int tma, int keybuf) {
     const int bk = att_tau_tiles(kind, causal != 0) * ATT_BN;
@@ -961,24 +964,25 @@ static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, in
            (keybuf ? att_keybuf_bytes() : 0);
 }
 
-// theta of this thread's two rows from the key buffer. Row j's slot k is at byte base[j] + k * stride of sbuf; its
-// keys are in slots 1 .. A - 1 and B + 1 .. last - 1 (top[j] = A, bot[j] = B, byte offsets). The keys go into
-// registers once (x relative to the bound; 0 in the empty slots, which entmax_sums_add skips), then safeguarded
-// Halley steps (entmax_tau_step) from the bound until |f| <= 1e-5 or the step is below 1e-6 in every row of the
-// warp (2-3 steps on N(0, 1) rows). slot[] is the kernel's per-thread slot: tau, lo, hi are read and rewritten.
-// Not inlined, so that its 60 registers of keys do not weigh on the register allocation of the kernel's passes
+// theta of NR rows (this thread's two rows, or one) from the key buffer, NK keys at most per row. Row j reads the
+// slots at bytes base[j] + k * stride of sbuf (k = 1 .. NK) and takes those below top[j] or above bot[j] (its
+// stack grows up to top[j] or down to bot[j]). The keys go into registers once (x relative to the bound; 0 in the
+// other slots, which entmax_sums_add skips), then safeguarded Halley steps (entmax_tau_step) from the bound until
+// |f| <= 1e-5 or the step is below 1e-6 in every row of the warp (2-3 steps on N(0, 1) rows). slot[] is the kernel's
+// per-thread slot (row j: tau, lo, hi at slot[j], [2 + j], [4 + j]; slot + 1 for row 1 alone): read and rewritten.
+// Not inlined, so that its registers of keys do not weigh on the register allocation of the kernel's passes
 // (inlined, the theta kernel was 3-5% slower at T = 4k-16k).
-template <int KIND>
+template <int KIND, int NR, int NK>
 __device__ __noinline__ void att_keybuf_solve(float a, const unsigned char* sbuf, uint32_t base0, uint32_t base1,
                                               uint32_t top0, uint32_t bot0, uint32_t top1, uint32_t bot1,
                                               uint32_t stride, bool valid0, bool valid1, float* slot) {
-    constexpr int NK = ATT_KEYBUF_SLOTS - 2;
     const uint32_t base[2] = {base0, base1}, top[2] = {top0, top1}, bot[2] = {bot0, bot1};
     const bool valid[2] = {valid0, valid1};
-    float x[2][NK], tau1[2], step[2] = {INFINITY, INFINITY};
-    EntmaxTau t[2];
+    float x[NR][NK], tau1[NR], step[NR];
+    EntmaxTau t[NR];
 #pragma unroll
-    for (int j = 0; j < 2; j++) {
+    for (int j = 0; j < NR; j++) {
+        step[j] = INFINITY;
 #pragma unroll
         for (int k = 0; k < NK; k++) {
             const uint32_t at = base[j] + (k + 1) * stride;
@@ -989,10 +993,11 @@ __device__ __noinline__ void att_keybuf_solve(float a, const unsigned char* sbuf
         tau1[j] = t[j].tau;
     }
     for (int iter = 0; iter < 8; iter++) {
-        EntmaxSums sm[2];
-        bool done[2];
+        EntmaxSums sm[NR];
+        bool done[NR];
+        bool all_done = true;
 #pragma unroll
-        for (int j = 0; j < 2; j++) {
+        for (int j = 0; j < NR; j++) {
             sm[j] = entmax_sums_zero();
             const float d = t[j].tau - tau1[j];
 #pragma unroll
@@ -1001,10 +1006,11 @@ __device__ __noinline__ void att_keybuf_solve(float a, const unsigned char* sbuf
             sm[j].s1 = att_quad_sum(sm[j].s1);
             sm[j].s2 = att_quad_sum(sm[j].s2);
             done[j] = !valid[j] || fabsf(sm[j].s0 - 1.0f) <= 1e-5f || fabsf(step[j]) <= 1e-6f;
+            all_done = all_done && done[j];
         }
-        if (__all_sync(0xffffffffu, done[0] && done[1])) break;
+        if (__all_sync(0xffffffffu, all_done)) break;
 #pragma unroll
-        for (int j = 0; j < 2; j++)
+        for (int j = 0; j < NR; j++)
             if (!done[j]) {
                 const float prev = t[j].tau;
                 entmax_tau_step(KIND, a, &t[j], sm[j]);
@@ -1012,7 +1018,7 @@ __device__ __noinline__ void att_keybuf_solve(float a, const unsigned char* sbuf
             }
     }
 #pragma unroll
-    for (int j = 0; j < 2; j++) { slot[j] = t[j].tau; slot[2 + j] = t[j].lo; slot[4 + j] = t[j].hi; }
+    for (int j = 0; j < NR; j++) { slot[j] = t[j].tau; slot[2 + j] = t[j].lo; slot[4 + j] = t[j].hi; }
 }
 
 template <int KIND, int D, bool CAUSAL>
@@ -1037,7 +1043,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     constexpr int NS = TMA ? att_tau_tma_stages(KIND, D) : ATT_STAGES;
     // KEYBUF: the pass after the max pass may fill the key buffer (see att_keybuf_solve; p.keybuf where it fits)
     constexpr bool KEYBUF = KIND == ENTMAX_15 && PIPE && D == 64;
-    constexpr int KSTRIDE = 2 * ATT_THREADS * 2; // bytes between a row's slots (slot-major: no bank conflicts)
+    constexpr int KSTRIDE = ATT_THREADS * 2; // bytes between a thread's slots (slot-major: no bank conflicts)
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
     att_bf16* sK = sQ + BM * D;                        // [NS][BK*D]
@@ -1048,7 +1054,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     // [NW][n64] (if track): the tile maxima of x, in half precision rounded up (a tile is never taken for dead by
     // the rounding; half the bytes of fp32, which lets the key buffer fit beside two CTAs per SM up to T = 32k)
     __half* sMw = (__half*)(sRow + ATT_THREADS * 8);
-    unsigned char* sKeys = (unsigned char*)(sMw + (p.track ? NW * p.n64 : 0)); // (p.keybuf) [slot][row j][thread] u16
+    unsigned char* sKeys = (unsigned char*)(sMw + (p.track ? NW * p.n64 : 0)); // (p.keybuf) [slot][thread] u16
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
     const int bh = att_bh();
@@ -1135,11 +1141,11 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     int it = 0;
     bool maxpass = true, tracked = false, near = false;
     // KEYBUF: keypass = the pass fills the key buffer (after the max pass, unless a row of the CTA starts from the
-    // flat-row guess, which is not a lower bound); kp[j][0] / kp[j][1] = byte offsets of the next slots of row j's
-    // two stacks (growing up from slot 1 / down from the last slot but one)
+    // flat-row guess, which is not a lower bound); kp[j] = byte offset of the next slot of row j's stack (row 0's
+    // grows up from slot 1, row 1's down from the last slot but one)
     bool guessed = false, keypass = false;
-    int kp[2][2]; // (signed: the bottom stack's clamp at slot 0 must not wrap around)
-    auto kbase = [&](int j) -> int { return (j * ATT_THREADS + tid) * 2; };
+    int kp[2]; // (signed: the bottom stack's clamp at slot 0 must not wrap around)
+    const int kbase = tid * 2;
     while (true) {
         // a pass that may be the last one records the tile maxima (trk): from pass niter (the first the loop may
         // stop after; every row starts near the root, so it usually is the last) on, after a pass with every
@@ -1207,9 +1213,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                         for (int e = 0; e < 4; e++) {
                             const int j = e >> 1;
                             if (keep[e]) {
-                                *(uint16_t*)(sKeys + kp[j][nt & 1]) = (uint16_t)enc[e];
-                                if ((nt & 1) == 0) kp[j][0] = min(kp[j][0] + KSTRIDE, kbase(j) + (ATT_KEYBUF_SLOTS - 1) * KSTRIDE);
-                                else kp[j][1] = max(kp[j][1] - KSTRIDE, kbase(j));
+                                *(uint16_t*)(sKeys + kp[j]) = (uint16_t)enc[e];
+                                if (j == 0) kp[0] = min(kp[0] + KSTRIDE, kbase + (ATT_KEYBUF_SLOTS - 1) * KSTRIDE);
+                                else kp[1] = max(kp[1] - KSTRIDE, kbase);
                             }
                         }
                     }
@@ -1321,11 +1327,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             pass_steps(AttBool<true>(), AttBool<false>());
         } else if (KEYBUF && keypass) {
 #pragma unroll
-            for (int j = 0; j < 2; j++) {
-                th[j] = ATT_KEYBUF_BIAS - th[j];
-                kp[j][0] = kbase(j) + KSTRIDE;
-                kp[j][1] = kbase(j) + (ATT_KEYBUF_SLOTS - 2) * KSTRIDE;
-            }
+            for (int j = 0; j < 2; j++) th[j] = ATT_KEYBUF_BIAS - th[j];
+            kp[0] = kbase + KSTRIDE;
+            kp[1] = kbase + (ATT_KEYBUF_SLOTS - 2) * KSTRIDE;
             pass_steps(AttBool<false>(), AttBool<true>());
         } else {
             pass_steps(AttBool<false>(), AttBool<false>());
@@ -1368,16 +1372,26 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             // long rows and so send the last query tile of a head with T % 128 != 0 to the Halley pass: excluding
             // them cost spills in the passes.)
             keypass = false;
-            bool full = false;
+            // the stacks fit if neither ran into its end slot nor into the other (row 0 in slots 1 .. kp[0] - 1,
+            // row 1 in kp[1] + 1 .. last - 1, in slot units)
+            const bool full = !(kp[0] <= kbase + (ATT_KEYBUF_SLOTS - 2) * KSTRIDE && kp[1] >= kbase + KSTRIDE &&
+                                kp[0] <= kp[1] + KSTRIDE);
 #pragma unroll
-            for (int j = 0; j < 2; j++) {
-                const int first = kbase(j) + KSTRIDE, last = kbase(j) + (ATT_KEYBUF_SLOTS - 2) * KSTRIDE;
-                full = full || !(kp[j][0] <= last && kp[j][1] >= first && kp[j][0] <= kp[j][1] + KSTRIDE);
-                th[j] = slot[6 + j] + slot[j]; // theta_1 again
-            }
+            for (int j = 0; j < 2; j++) th[j] = slot[6 + j] + slot[j]; // theta_1 again
             if (__syncthreads_or(full)) continue;
-            att_keybuf_solve<KIND>(a, sKeys, kbase(0), kbase(1), kp[0][0], kp[0][1], kp[1][0], kp[1][1], KSTRIDE,
-                                   rvalid[0], rvalid[1], slot);
+            // both rows at once where each has at most ATT_KEYBUF_NARROW keys (row 0 in slots 1 .. 30, row 1 in
+            // 33 .. 62) in every thread of the warp; else one row after the other, over all the slots
+            constexpr int NN = ATT_KEYBUF_NARROW, NWIDE = ATT_KEYBUF_SLOTS - 3;
+            const bool narrow = kp[0] <= kbase + (NN + 1) * KSTRIDE && kp[1] >= kbase + (ATT_KEYBUF_SLOTS - NN - 2) * KSTRIDE;
+            if (__all_sync(0xffffffffu, narrow)) {
+                att_keybuf_solve<KIND, 2, NN>(a, sKeys, kbase, kbase + (ATT_KEYBUF_SLOTS - NN - 2) * KSTRIDE, kp[0],
+                                              0xffffffffu, 0u, kp[1], KSTRIDE, rvalid[0], rvalid[1], slot);
+            } else {
+                att_keybuf_solve<KIND, 1, NWIDE>(a, sKeys, kbase, 0u, kp[0], 0xffffffffu, 0u, 0u, KSTRIDE, rvalid[0],
+                                                 false, slot);
+                att_keybuf_solve<KIND, 1, NWIDE>(a, sKeys, kbase + KSTRIDE, 0u, 0u, kp[1], 0u, 0u, KSTRIDE, rvalid[1],
+                                                 false, slot + 1);
+            }
             float dmin = INFINITY;
 #pragma unroll
             for (int j = 0; j < 2; j++) {
