@@ -942,10 +942,13 @@ static inline int attn_ring_stages(int tma) { return tma ? ATT_TAU_TMA_STAGES : 
 // theta_1 of theta (the 16-class bound), and only keys with x = z - theta_1 > 0 can be in the support. So the pass
 // after it keeps those keys (per thread and row, in shared memory) instead of summing at theta_1, and theta follows
 // from them alone (att_keybuf_solve): one pass over K instead of the two Halley passes that N(0, 1) rows need from
-// the bound. A key is kept as 16-bit fixed point: 0 < x <= 1 (theta_1 >= max z - 1, the bracket's low end), so
-// y = x + ATT_KEYBUF_BIAS lies in [1, 2), and the top 16 bits of its mantissa, v = floor((x - 2^-17) 2^16), give
-// x = (v + 1) 2^-16 to within 2^-17 (an unbiased rounding; simulated on N(0, 1) rows, theta lands within 6e-6 of
-// the exact one). A thread's two rows share its ATT_KEYBUF_SLOTS slots as two stacks from both ends: row 0's keys
+// the bound. A key is kept as 16-bit fixed point, which the one FFMA that scales its score already produces: it
+// computes y = 2^23 + 1/2 + K x (K = ATT_KEYBUF_K), and from 2^23 to 2^24 the floats are the integers, so y rounds
+// to 2^23 + m with m = round(K x + 1/2) in its low 16 bits (1 <= m <= K for 0 < x <= 1: theta_1 >= max z - 1, the
+// bracket's low end). The store takes those bits as they are, and x = (m - 1/2) / K to within 1 / (2K) = 7.6e-6
+// (taking the top 16 bits of the mantissa of x + 1 instead cost a shift per score: the theta kernel 6-8% slower).
+// x is relative to theta_ref, theta_1 up to the rounding of the offset 2^23 + 1/2 - K theta_1, which gives it back
+// exactly. A thread's two rows share its ATT_KEYBUF_SLOTS slots as two stacks from both ends: row 0's keys
 // grow up from slot 1, row 1's down from the last slot but one (slot 0 and the last slot take what a full stack
 // writes). Shared, the slots fit the keys of both rows where 32 per row did not: on N(0, 1) rows 6% of the CTAs at
 // T = 16k and 18% at 32k have a thread with more than 30 keys in a row, but 0 at 16k and 4 of 6,144 at 32k have
@@ -953,8 +956,8 @@ static inline int attn_ring_stages(int tma) { return tma ? ATT_TAU_TMA_STAGES : 
 // as a Halley pass; so do CTAs with a row that starts from the flat-row guess (not a bound).
 #define ATT_KEYBUF_SLOTS 64
 #define ATT_KEYBUF_NARROW 30 // keys per row that att_keybuf_solve takes in its usual (two-row) form
-#define ATT_KEYBUF_BIAS (1.0f - 7.62939453125e-06f) // 1 - 2^-17
-#define ATT_KEYBUF_LSB 1.52587890625e-05f           // 2^-16
+#define ATT_KEYBUF_K 65534.0f   // steps of the key encoding per unit of x
+#define ATT_KEYBUF_2P23 8388608.0f // 2^23
 __host__ __device__ constexpr int att_keybuf_bytes() { return ATT_KEYBUF_SLOTS * ATT_THREADS * 2; }
 // shared memory of attn_tau_kernel (tma: the sm_90 build's TMA ring; keybuf: with the key buffer)
 static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, int tma, int keybuf) {
@@ -987,7 +990,7 @@ __device__ __noinline__ void att_keybuf_solve(float a, const unsigned char* sbuf
         for (int k = 0; k < NK; k++) {
             const uint32_t at = base[j] + (k + 1) * stride;
             const float v = (float)*(const uint16_t*)(sbuf + at);
-            x[j][k] = at < top[j] || at > bot[j] ? fmaf(v, ATT_KEYBUF_LSB, ATT_KEYBUF_LSB) : 0.0f;
+            x[j][k] = at < top[j] || at > bot[j] ? fmaf(v, 1.0f / ATT_KEYBUF_K, -0.5f / ATT_KEYBUF_K) : 0.0f;
         }
         t[j].tau = slot[j]; t[j].lo = slot[2 + j]; t[j].hi = slot[4 + j];
         tau1[j] = t[j].tau;
@@ -1192,34 +1195,35 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
                             m = fmaxf(m, st[nt][e]);
                         }
                 } else if (KEYS) {
-                    // the keys above the bound into the buffer (th holds ATT_KEYBUF_BIAS - theta_1, so y = x + BIAS),
-                    // and the tile max (the pass is tracked). Four scores at a time: their encodings and tests, then
-                    // the stores, so that ptxas keeps several predicates in flight (each store right behind its own
-                    // compare was a latency chain: the theta kernel 6% slower at T = 16k)
+                    // the keys above the bound into the buffer (th holds 2^23 + 1/2 - K theta_ref, so y = 2^23 + 1/2 +
+                    // K x: its low 16 bits are the key), and the tile max (the pass is tracked). Four scores at a
+                    // time: their encodings and tests, then the stores, so that ptxas keeps several predicates in
+                    // flight (each store right behind its own compare was a latency chain: the theta kernel 6% slower
+                    // at T = 16k)
+                    const float ck = c * ATT_KEYBUF_K;
                     float mq[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
 #pragma unroll
                     for (int nt = 0; nt < 8; nt++) {
                         float y[4];
-                        uint32_t enc[4];
                         bool keep[4];
 #pragma unroll
                         for (int e = 0; e < 4; e++) {
-                            y[e] = fmaf(st[nt][e], c, th[e >> 1]);
-                            enc[e] = __float_as_uint(y[e]) >> 7; // the low 16 bits: the mantissa's top 16
-                            keep[e] = y[e] > 1.0f;
+                            y[e] = fmaf(st[nt][e], ck, th[e >> 1]);
+                            keep[e] = y[e] > ATT_KEYBUF_2P23; // x > 0
                             mq[(nt & 1) * 2 + (e >> 1)] = fmaxf(mq[(nt & 1) * 2 + (e >> 1)], y[e]);
                         }
 #pragma unroll
                         for (int e = 0; e < 4; e++) {
                             const int j = e >> 1;
                             if (keep[e]) {
-                                *(uint16_t*)(sKeys + kp[j]) = (uint16_t)enc[e];
+                                *(uint16_t*)(sKeys + kp[j]) = (uint16_t)__float_as_uint(y[e]);
                                 if (j == 0) kp[0] = min(kp[0] + KSTRIDE, kbase + (ATT_KEYBUF_SLOTS - 1) * KSTRIDE);
                                 else kp[1] = max(kp[1] - KSTRIDE, kbase);
                             }
                         }
                     }
-                    mx = fmaxf(fmaxf(mq[0], mq[1]), fmaxf(mq[2], mq[3])) - ATT_KEYBUF_BIAS;
+                    // (y is within half a unit of the exact one: (y - 2^23) / K bounds x from above)
+                    mx = (fmaxf(fmaxf(mq[0], mq[1]), fmaxf(mq[2], mq[3])) - ATT_KEYBUF_2P23) * (1.0f / ATT_KEYBUF_K);
                 } else if (trk) {
                     // the tile max of x in four independent chains (one chain of 32 was a latency stall)
                     float mq[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
@@ -1327,7 +1331,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             pass_steps(AttBool<true>(), AttBool<false>());
         } else if (KEYBUF && keypass) {
 #pragma unroll
-            for (int j = 0; j < 2; j++) th[j] = ATT_KEYBUF_BIAS - th[j];
+            for (int j = 0; j < 2; j++) th[j] = fmaf(-ATT_KEYBUF_K, th[j], 0.5f) + ATT_KEYBUF_2P23;
             kp[0] = kbase + KSTRIDE;
             kp[1] = kbase + (ATT_KEYBUF_SLOTS - 2) * KSTRIDE;
             pass_steps(AttBool<false>(), AttBool<true>());
@@ -1376,9 +1380,16 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             // row 1 in kp[1] + 1 .. last - 1, in slot units)
             const bool full = !(kp[0] <= kbase + (ATT_KEYBUF_SLOTS - 2) * KSTRIDE && kp[1] >= kbase + KSTRIDE &&
                                 kp[0] <= kp[1] + KSTRIDE);
+            float th_ref[2]; // the keys' reference, from their offset (exact up to one rounding)
 #pragma unroll
-            for (int j = 0; j < 2; j++) th[j] = slot[6 + j] + slot[j]; // theta_1 again
+            for (int j = 0; j < 2; j++) {
+                th_ref[j] = ((ATT_KEYBUF_2P23 - th[j]) + 0.5f) * (1.0f / ATT_KEYBUF_K);
+                th[j] = slot[6 + j] + slot[j]; // theta_1 again, for the Halley pass
+            }
             if (__syncthreads_or(full)) continue;
+            // the solve starts from theta_ref (the bracket stays [theta_1, hi]), and the tile maxima are relative to it
+#pragma unroll
+            for (int j = 0; j < 2; j++) { th[j] = th_ref[j]; slot[j] = th_ref[j] - slot[6 + j]; }
             // both rows at once where each has at most ATT_KEYBUF_NARROW keys (row 0 in slots 1 .. 30, row 1 in
             // 33 .. 62) in every thread of the warp; else one row after the other, over all the slots
             constexpr int NN = ATT_KEYBUF_NARROW, NWIDE = ATT_KEYBUF_SLOTS - 3;
