@@ -3,12 +3,14 @@ Attention benchmark, one process, one table: this project (alpha = 1.5, 2, softm
 backends) vs AdaSplash (PyPI adasplash 0.2.2: adasplash_v2, adasplash_v1).
 
     python3 dev/bench/bench_attention.py [--T 1024,2048,...] [--D 64] [--methods ours15,ours2,...] [--md out.md]
+                                         [--rep 1000] [--warmup 200]
 
 Methods: ours15, ours2, ours_softmax (this project at alpha = 1.5, 2, 1), ours_aX (alpha = X, e.g. ours_a1.25),
 fa2, cudnn, adasplash_v2, adasplash_v1.
 
 Shapes: causal, H = 12, B*T = 65,536 tokens, bf16, q, k, v, dO ~ N(0, 1), layout (B, H, T, D) for everyone.
-Times: median of triton.testing.do_bench (ms). "fwd" = forward only (no autograd graph); "f+b" = forward +
+Times: median of triton.testing.do_bench (ms) over --rep ms of calls after --warmup ms (defaults 1000 and 200: 25
+calls at the longest f+b; until session 22 it was 100 and 25, so 5 calls at 16k, which scattered by 5%). "fwd" = forward only (no autograd graph); "f+b" = forward +
 backward with a fixed random dO. TFLOP/s counts the causal work: fwd 2*B*H*T^2*D, f+b 3.5x that (FA convention).
 err = ||o - ref|| / ||ref|| on batch 0, heads 0-1, vs a float64 reference on the same bf16 inputs (entmax_bisect or
 softmax), T <= 4096. nnz = fraction of nonzero probabilities among the causal cells, skip = fraction of
@@ -69,7 +71,7 @@ def reference(q, k, v, alpha):
     return p @ vd
 
 
-def bench(name, T, D, H=12, tokens=65536, do_err=True):
+def bench(name, T, D, H=12, tokens=65536, do_err=True, rep=1000, warmup=200):
     B = max(1, tokens // T)
     fn, alpha = method_fn(name)
     g = torch.Generator(device="cuda")
@@ -86,7 +88,7 @@ def bench(name, T, D, H=12, tokens=65536, do_err=True):
         del ref
     del o
     with torch.no_grad():
-        row["fwd"] = triton.testing.do_bench(lambda: fn(q, k, v), warmup=25, rep=100, return_mode="median")
+        row["fwd"] = triton.testing.do_bench(lambda: fn(q, k, v), warmup=warmup, rep=rep, return_mode="median")
     qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
 
     def fb():
@@ -95,7 +97,7 @@ def bench(name, T, D, H=12, tokens=65536, do_err=True):
         o.backward(dout)
     fb()
     torch.cuda.synchronize()
-    row["fb"] = triton.testing.do_bench(fb, warmup=25, rep=100, return_mode="median", grad_to_none=[qg, kg, vg])
+    row["fb"] = triton.testing.do_bench(fb, warmup=warmup, rep=rep, return_mode="median", grad_to_none=[qg, kg, vg])
     qg.grad = kg.grad = vg.grad = None
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
@@ -125,6 +127,8 @@ def main():
     ap.add_argument("--methods", default=",".join(ALL))
     ap.add_argument("--md", default="")
     ap.add_argument("--noerr", action="store_true")
+    ap.add_argument("--rep", type=float, default=1000.0, help="ms of timed calls per measurement (do_bench rep)")
+    ap.add_argument("--warmup", type=float, default=200.0, help="ms of warm-up calls per measurement")
     args = ap.parse_args()
     rows = []
     hdr = ("| D | T | B | method | fwd ms | f+b ms | TFLOP/s fwd | TFLOP/s f+b | err | nnz | skip | peak MB |\n"
@@ -134,7 +138,7 @@ def main():
         for T in [int(x) for x in args.T.split(",")]:
             for m in args.methods.split(","):
                 try:
-                    r = bench(m, T, D, do_err=not args.noerr)
+                    r = bench(m, T, D, do_err=not args.noerr, rep=args.rep, warmup=args.warmup)
                 except Exception as e:  # noqa: BLE001 (report and go on: one table)
                     r = {"method": m, "T": T, "B": max(1, 65536 // T), "note": type(e).__name__ + ": " + str(e)[:80]}
                     torch.cuda.empty_cache()
