@@ -26,6 +26,8 @@
                      (warp, key tile) so that tiles with every x <= 0 at the final theta are known ("dead").
                      After niter passes it goes on (up to niter + 6) while some row has |f| > tol_cont (flat
                      rows, e.g. at initialisation). Writes stat = theta and the tile mask. 2 CTAs per SM.
+                     alpha = 1.5 on sm_90a: pass 1 instead keeps the keys above the bound in shared memory (the key
+                     buffer) and theta comes from them (att_keybuf_solve), so that one pass follows the max pass.
                      Steps of 128 keys (two tiles) for alpha = 1.5 and causal alpha = 2 (att_tau_tiles). On
                      sm_90a this kernel and the next get K (and V) by TMA, into rings guarded by mbarriers.
    attn_out_kernel   (entmax) output pass over the live tiles: O, O2, sum p, sum u; 2 CTAs per SM at D = 64.
@@ -889,7 +891,7 @@ typedef struct {
     int trk_words;       // words of the smem live bitmaps
     int from_tau;        // attn_fwd_kernel: redo mode (after attn_tau_kernel + attn_out_kernel)
     int niter_cap;       // attn_tau_kernel: at most this many theta passes
-    int keybuf;          // attn_tau_kernel: theta from the key buffer (alpha = 1.5, D = 64, sm_90; attn_tau_smem)
+    int keybuf;          // attn_tau_kernel: theta from the key buffer (alpha = 1.5, sm_90; attn_tau_smem)
     int niter_redo;      // attn_fwd_kernel redo mode: theta passes of the fresh solve
     float tol_cont;      // attn_tau_kernel: after niter passes, go on while some row has |f| > tol_cont
     float alpha, a, c, sl2, scale;
@@ -938,7 +940,7 @@ __host__ __device__ constexpr int att_tau_tiles(int kind, bool causal) {
 // shared memory: the host passes tma = 1 on compute capability 9.x, where the sm_90a build runs (allocating for the TMA
 // layout where a kernel then uses the cp.async one is harmless)
 static inline int attn_ring_stages(int tma) { return tma ? ATT_TAU_TMA_STAGES : ATT_STAGES; }
-// The key buffer of attn_tau_kernel (alpha = 1.5, D = 64, sm_90). After the max pass every row has a lower bound
+// The key buffer of attn_tau_kernel (alpha = 1.5, sm_90; D = 64 and, since session 23, D = 128). After the max pass every row has a lower bound
 // theta_1 of theta (the 16-class bound), and only keys with x = z - theta_1 > 0 can be in the support. So the pass
 // after it keeps those keys (per thread and row, in shared memory) instead of summing at theta_1, and theta follows
 // from them alone (att_keybuf_solve): one pass over K instead of the two Halley passes that N(0, 1) rows need from
@@ -1045,7 +1047,7 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     const void* const tmap_k = NH == 2 ? (const void*)&p.tmap_k128 : (const void*)&p.tmap_k64;
     constexpr int NS = TMA ? att_tau_tma_stages(KIND, D) : ATT_STAGES;
     // KEYBUF: the pass after the max pass may fill the key buffer (see att_keybuf_solve; p.keybuf where it fits)
-    constexpr bool KEYBUF = KIND == ENTMAX_15 && PIPE && D == 64;
+    constexpr bool KEYBUF = KIND == ENTMAX_15 && PIPE;
     constexpr int KSTRIDE = ATT_THREADS * 2; // bytes between a thread's slots (slot-major: no bank conflicts)
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
@@ -2657,6 +2659,13 @@ static inline int attn_smem_two_ctas(int dev) {
     return per_sm / 2 - reserved;
 }
 
+// the most dynamic shared memory one CTA may use (227 KB on the H100)
+static inline int attn_smem_one_cta(int dev) {
+    int optin = 0;
+    if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return 0;
+    return optin;
+}
+
 template <typename K>
 static inline int attn_set_smem(K kernel, int bytes) {
     if (bytes > 48 * 1024) {
@@ -2746,11 +2755,12 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
             if (!err) err = attn_encode_tmap(&p.tmap_v64, &a->v, a->B, a->T, a->H, D, rows64);
             if (err) return err;
         }
-        // the key buffer (32 KB) where it still fits beside two CTAs per SM: up to T = 32k (112 KB there)
+        // the key buffer (32 KB) where it fits: beside two CTAs per SM at D = 64 (up to T = 32k: 112 KB there), in
+        // the one CTA per SM at D = 128 (208 KB at 32k)
         int smem_tau = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma, 0);
-        if (tma && em.kind == ENTMAX_15 && D == 64) {
+        if (tma && em.kind == ENTMAX_15) {
             const int smem_keys = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma, 1);
-            if (smem_keys <= attn_smem_two_ctas(dev)) { p.keybuf = 1; smem_tau = smem_keys; }
+            if (smem_keys <= (D == 64 ? attn_smem_two_ctas(dev) : attn_smem_one_cta(dev))) { p.keybuf = 1; smem_tau = smem_keys; }
         }
         dim3 grid_tau = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
         err = attn_launch(attn_pick_attn_tau_kernel(em.kind, D, a->causal), p, grid_tau, smem_tau, stream);
