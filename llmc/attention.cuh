@@ -26,8 +26,9 @@
                      (warp, key tile) so that tiles with every x <= 0 at the final theta are known ("dead").
                      After niter passes it goes on (up to niter + 6) while some row has |f| > tol_cont (flat
                      rows, e.g. at initialisation). Writes stat = theta and the tile mask. 2 CTAs per SM.
-                     alpha = 1.5 on sm_90a: pass 1 instead keeps the keys above the bound in shared memory (the key
-                     buffer) and theta comes from them (att_keybuf_solve), so that one pass follows the max pass.
+                     alpha = 1.5 and causal alpha = 2 on sm_90a: pass 1 instead keeps the keys above the bound in
+                     shared memory (the key buffer) and theta comes from them (att_keybuf_solve), so that one pass
+                     follows the max pass.
                      Steps of 128 keys (two tiles) for alpha = 1.5 and causal alpha = 2 (att_tau_tiles). On
                      sm_90a this kernel and the next get K (and V) by TMA, into rings guarded by mbarriers.
    attn_out_kernel   (entmax) output pass over the live tiles: O, O2, sum p, sum u; 2 CTAs per SM at D = 64.
@@ -925,37 +926,40 @@ typedef struct {
 #define ATT_STAGES 3
 #define ATT_TAU_TMA_STAGES 4 // stages of the TMA rings (attn_tau_kernel, attn_out_kernel, backward): refilled two
                              // steps after use
-// attn_tau_kernel's TMA ring at alpha = 1.5, D = 64: 3 stages, as fast as 4 there (measured), to make room for the
-// key buffer beside two CTAs per SM
-__host__ __device__ constexpr int att_tau_tma_stages(int kind, int D) {
-    return kind == ENTMAX_15 && D == 64 ? 3 : ATT_TAU_TMA_STAGES;
-}
 // 64-key tiles per attn_tau_kernel step: two where the elementwise work is light (alpha = 1.5; alpha = 2 causal);
 // one elsewhere, where two would not fit in the registers and ptxas would serialise the wgmma pipeline (C7511)
 __host__ __device__ constexpr int att_tau_tiles(int kind, bool causal) {
     return kind == ENTMAX_15 || (kind == ENTMAX_SPARSEMAX && causal) ? 2 : 1;
+}
+// the attn_tau_kernel instantiations that may take theta from the key buffer (sm_90a): those with two-tile steps
+__host__ __device__ constexpr bool att_tau_keybuf(int kind, bool causal) { return att_tau_tiles(kind, causal) == 2; }
+// attn_tau_kernel's TMA ring: 3 stages where the key buffer is at D = 64, as fast as 4 there (measured at alpha =
+// 1.5), to make room for it beside two CTAs per SM
+__host__ __device__ constexpr int att_tau_tma_stages(int kind, int D, bool causal) {
+    return att_tau_keybuf(kind, causal) && D == 64 ? 3 : ATT_TAU_TMA_STAGES;
 }
 
 // ring stages of attn_out_kernel and the backward kernels (attn_tau_kernel: att_tau_tma_stages) as the host sizes their
 // shared memory: the host passes tma = 1 on compute capability 9.x, where the sm_90a build runs (allocating for the TMA
 // layout where a kernel then uses the cp.async one is harmless)
 static inline int attn_ring_stages(int tma) { return tma ? ATT_TAU_TMA_STAGES : ATT_STAGES; }
-// The key buffer of attn_tau_kernel (alpha = 1.5, sm_90; D = 64 and, since session 23, D = 128). After the max pass every row has a lower bound
-// theta_1 of theta (the 16-class bound), and only keys with x = z - theta_1 > 0 can be in the support. So the pass
-// after it keeps those keys (per thread and row, in shared memory) instead of summing at theta_1, and theta follows
-// from them alone (att_keybuf_solve): one pass over K instead of the two Halley passes that N(0, 1) rows need from
-// the bound. A key is kept as 16-bit fixed point, which the one FFMA that scales its score already produces: it
-// computes y = 2^23 + 1/2 + K x (K = ATT_KEYBUF_K), and from 2^23 to 2^24 the floats are the integers, so y rounds
-// to 2^23 + m with m = round(K x + 1/2) in its low 16 bits (1 <= m <= K for 0 < x <= 1: theta_1 >= max z - 1, the
-// bracket's low end). The store takes those bits as they are, and x = (m - 1/2) / K to within 1 / (2K) = 7.6e-6
-// (taking the top 16 bits of the mantissa of x + 1 instead cost a shift per score: the theta kernel 6-8% slower).
-// x is relative to theta_ref, theta_1 up to the rounding of the offset 2^23 + 1/2 - K theta_1, which gives it back
-// exactly. A thread's two rows share its ATT_KEYBUF_SLOTS slots as two stacks from both ends: row 0's keys
-// grow up from slot 1, row 1's down from the last slot but one (slot 0 and the last slot take what a full stack
-// writes). Shared, the slots fit the keys of both rows where 32 per row did not: on N(0, 1) rows 6% of the CTAs at
-// T = 16k and 18% at 32k have a thread with more than 30 keys in a row, but 0 at 16k and 4 of 6,144 at 32k have
-// a thread with more than 62 in its two (measured). CTAs whose keys above the bound do not fit take the pass again
-// as a Halley pass; so do CTAs with a row that starts from the flat-row guess (not a bound).
+// The key buffer of attn_tau_kernel (sm_90a; alpha = 1.5, and causal alpha = 2: att_tau_keybuf). After the max pass
+// every row has a lower bound theta_1 of theta (the 16-class bound), and only keys with x = z - theta_1 > 0 can be in
+// the support. So the pass after it keeps those keys (per thread and row, in shared memory) instead of summing at
+// theta_1, and theta follows from them alone (att_keybuf_solve): one pass over K instead of the Halley passes that
+// N(0, 1) rows need from the bound (two at alpha = 1.5). A key is kept as 16-bit fixed point, which the one FFMA that
+// scales its score already produces: it computes y = 2^23 + 1/2 + K x (K = ATT_KEYBUF_K), and from 2^23 to 2^24 the
+// floats are the integers, so y rounds to 2^23 + m with m = round(K x + 1/2) in its low 16 bits (1 <= m <= K for
+// 0 < x <= 1: theta_1 >= max z - 1, the bracket's low end). The store takes those bits as they are, and
+// x = (m - 1/2) / K to within 1 / (2K) = 7.6e-6 (taking the top 16 bits of the mantissa of x + 1 instead cost a shift
+// per score: the theta kernel 6-8% slower). x is relative to theta_ref, theta_1 up to the rounding of the offset
+// 2^23 + 1/2 - K theta_1, which gives it back exactly. A thread's two rows share its ATT_KEYBUF_SLOTS slots as two
+// stacks from both ends: row 0's keys grow up from slot 1, row 1's down from the last slot but one (slot 0 and the last
+// slot take what a full stack writes). Shared, the slots fit the keys of both rows where 32 per row did not: on N(0, 1)
+// rows 6% of the CTAs at T = 16k and 18% at 32k have a thread with more than 30 keys in a row, but 0 at 16k and
+// 4 of 6,144 at 32k have a thread with more than 62 in its two (alpha = 1.5, measured). CTAs whose keys above the bound
+// do not fit take the pass again as a Halley pass; so do CTAs with a row that starts from the flat-row guess (not a
+// bound).
 #define ATT_KEYBUF_SLOTS 64
 #define ATT_KEYBUF_NARROW 30 // keys per row that att_keybuf_solve takes in its usual (two-row) form
 #define ATT_KEYBUF_K 65534.0f   // steps of the key encoding per unit of x
@@ -964,7 +968,7 @@ __host__ __device__ constexpr int att_keybuf_bytes() { return ATT_KEYBUF_SLOTS *
 // shared memory of attn_tau_kernel (tma: the sm_90 build's TMA ring; keybuf: with the key buffer)
 static inline int attn_tau_smem(int kind, int D, int causal, int n64_tracked, int tma, int keybuf) {
     const int bk = att_tau_tiles(kind, causal != 0) * ATT_BN;
-    const int ns = tma ? att_tau_tma_stages(kind, D) : ATT_STAGES;
+    const int ns = tma ? att_tau_tma_stages(kind, D, causal != 0) : ATT_STAGES;
     return (ATT_BM * D + ns * bk * D) * 2 + 2 * ns * 8 + (ATT_WARPS + ATT_THREADS * 8) * 4 + ATT_WARPS * n64_tracked * 2 +
            (keybuf ? att_keybuf_bytes() : 0);
 }
@@ -1045,9 +1049,9 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
     constexpr int NPROD = att_tma_producers<D>();
     const bool producer = TMA && (threadIdx.x & 31) == 0 && (int)(threadIdx.x >> 5) < NPROD;
     const void* const tmap_k = NH == 2 ? (const void*)&p.tmap_k128 : (const void*)&p.tmap_k64;
-    constexpr int NS = TMA ? att_tau_tma_stages(KIND, D) : ATT_STAGES;
+    constexpr int NS = TMA ? att_tau_tma_stages(KIND, D, CAUSAL) : ATT_STAGES;
     // KEYBUF: the pass after the max pass may fill the key buffer (see att_keybuf_solve; p.keybuf where it fits)
-    constexpr bool KEYBUF = KIND == ENTMAX_15 && PIPE;
+    constexpr bool KEYBUF = PIPE && att_tau_keybuf(KIND, CAUSAL);
     constexpr int KSTRIDE = ATT_THREADS * 2; // bytes between a thread's slots (slot-major: no bank conflicts)
     extern __shared__ __align__(128) unsigned char att_smem[];
     att_bf16* sQ = (att_bf16*)att_smem;
@@ -1395,7 +1399,8 @@ __global__ void __launch_bounds__(ATT_THREADS, D == 64 ? 2 : 1) attn_tau_kernel(
             // both rows at once where each has at most ATT_KEYBUF_NARROW keys (row 0 in slots 1 .. 30, row 1 in
             // 33 .. 62) in every thread of the warp; else one row after the other, over all the slots
             constexpr int NN = ATT_KEYBUF_NARROW, NWIDE = ATT_KEYBUF_SLOTS - 3;
-            const bool narrow = kp[0] <= kbase + (NN + 1) * KSTRIDE && kp[1] >= kbase + (ATT_KEYBUF_SLOTS - NN - 2) * KSTRIDE;
+            const bool narrow =
+                kp[0] <= kbase + (NN + 1) * KSTRIDE && kp[1] >= kbase + (ATT_KEYBUF_SLOTS - NN - 2) * KSTRIDE;
             if (__all_sync(0xffffffffu, narrow)) {
                 att_keybuf_solve<KIND, 2, NN>(a, sKeys, kbase, kbase + (ATT_KEYBUF_SLOTS - NN - 2) * KSTRIDE, kp[0],
                                               0xffffffffu, 0u, kp[1], KSTRIDE, rvalid[0], rvalid[1], slot);
@@ -2758,9 +2763,10 @@ static inline int attention_forward_impl(const AttnArgs* a, cudaStream_t stream,
         // the key buffer (32 KB) where it fits: beside two CTAs per SM at D = 64 (up to T = 32k: 112 KB there), in
         // the one CTA per SM at D = 128 (208 KB at 32k)
         int smem_tau = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma, 0);
-        if (tma && em.kind == ENTMAX_15) {
+        if (tma && att_tau_keybuf(em.kind, a->causal != 0)) {
             const int smem_keys = attn_tau_smem(em.kind, D, a->causal, p.track ? p.n64 : 0, tma, 1);
-            if (smem_keys <= (D == 64 ? attn_smem_two_ctas(dev) : attn_smem_one_cta(dev))) { p.keybuf = 1; smem_tau = smem_keys; }
+            const int room = D == 64 ? attn_smem_two_ctas(dev) : attn_smem_one_cta(dev);
+            if (smem_keys <= room) { p.keybuf = 1; smem_tau = smem_keys; }
         }
         dim3 grid_tau = attn_grid((a->T + ATT_BM - 1) / ATT_BM, p.BH);
         err = attn_launch(attn_pick_attn_tau_kernel(em.kind, D, a->causal), p, grid_tau, smem_tau, stream);
