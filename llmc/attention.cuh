@@ -892,7 +892,7 @@ typedef struct {
     int trk_words;       // words of the smem live bitmaps
     int from_tau;        // attn_fwd_kernel: redo mode (after attn_tau_kernel + attn_out_kernel)
     int niter_cap;       // attn_tau_kernel: at most this many theta passes
-    int keybuf;          // attn_tau_kernel: theta from the key buffer (alpha = 1.5, sm_90; attn_tau_smem)
+    int keybuf;          // attn_tau_kernel: theta from the key buffer (sm_90a, att_tau_keybuf; attn_tau_smem)
     int niter_redo;      // attn_fwd_kernel redo mode: theta passes of the fresh solve
     float tol_cont;      // attn_tau_kernel: after niter passes, go on while some row has |f| > tol_cont
     float alpha, a, c, sl2, scale;
