@@ -10,7 +10,8 @@ fa2, cudnn, adasplash_v2, adasplash_v1.
 
 Shapes: causal, H = 12, B*T = 65,536 tokens, bf16, q, k, v, dO ~ N(0, 1), layout (B, H, T, D) for everyone.
 Times: median of triton.testing.do_bench (ms) over --rep ms of calls after --warmup ms (defaults 1000 and 200: 25
-calls at the longest f+b; until session 22 it was 100 and 25, so 5 calls at 16k, which scattered by 5%). "fwd" = forward only (no autograd graph); "f+b" = forward +
+calls at the longest f+b; until session 22 it was 100 and 25, so 5 calls at 16k, which scattered by 5%).
+"fwd" = forward only (no autograd graph); "f+b" = forward +
 backward with a fixed random dO. TFLOP/s counts the causal work: fwd 2*B*H*T^2*D, f+b 3.5x that (FA convention).
 err = ||o - ref|| / ||ref|| on batch 0, heads 0-1, vs a float64 reference on the same bf16 inputs (entmax_bisect or
 softmax), T <= 4096. nnz = fraction of nonzero probabilities among the causal cells, skip = fraction of
